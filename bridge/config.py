@@ -1,0 +1,331 @@
+"""The configuration: one declarative schema, loaded from TOML plus environment overrides.
+
+Every option has a default, a converter that validates it, help text and a secret flag;
+the example file, the README table and the masked startup dump are rendered from this
+schema (bridge/config_docs.py). ``[sources.NAME]`` tables repeat, one per source.
+
+Environment overrides: ``BRIDGE_<SECTION>__<OPTION>`` (``BRIDGE_DIRECTORY__PAGE_SIZE=200``)
+and ``BRIDGE_SOURCES__<NAME>__<OPTION>``. An option ``X_file`` reads the secret ``X``
+from a file. Errors name the file (or variable), section, option and value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge import converters as c
+from bridge.errors import ConfigError
+from bridge.model import PrincipalType
+
+ENV_PREFIX = "BRIDGE_"
+CONFIG_ENV = "BRIDGE_CONFIG"
+DEFAULT_CONFIG = "bridge.toml"
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: Any
+    convert: c.Converter
+    help: str
+    secret: bool = False
+    required: bool = False
+    secret_file_for: str = ""  # this option names a file holding that secret option
+    example: Any = None  # shown in the example file instead of an empty default
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    help: str
+    options: tuple[Option, ...]
+
+    def option(self, name: str) -> Option | None:
+        return next((o for o in self.options if o.name == name), None)
+
+
+_ATTRS = c.string_list(c.attribute)
+
+DIRECTORY = Section("directory", "How to reach and bind to the LDAP server.", (
+    Option("urls", ("ldap://127.0.0.1:389",), c.non_empty(c.string_list(c.ldap_url)),
+           "Servers tried in order until one answers (failover). ldaps:// for implicit TLS."),
+    Option("bind_dn", "", c.distinguished_name,
+           "DN of the service account the bridge reads with; empty binds anonymously."),
+    Option("bind_password", "", c.text, "Password of bind_dn.", secret=True),
+    Option("bind_password_file", "", c.file_path,
+           "Read bind_password from this file instead (trailing newline ignored).",
+           secret_file_for="bind_password", example="/run/secrets/ldap"),
+    Option("flavor", "auto", c.choice("auto", "openldap", "ad", "generic"),
+           "Server family; auto detects it from the rootDSE. Sets the identifier attribute "
+           "and the attribute-map defaults."),
+    Option("start_tls", False, c.boolean,
+           "Upgrade ldap:// connections with StartTLS before binding."),
+    Option("ca_file", "", c.file_path,
+           "PEM file of the CA(s) that sign the server certificate; empty uses the "
+           "system trust store.", example="/etc/ssl/certs/ldap-ca.pem"),
+    Option("tls_insecure_skip_verify", False, c.boolean,
+           "INSECURE: accept any server certificate. Only for a throw-away test directory."),
+    Option("connect_timeout", "10s", c.duration, "Give up connecting to one URL after this."),
+    Option("response_timeout", "60s", c.duration,
+           "Give up when the server does not answer an operation within this."),
+    Option("page_size", 500, c.integer(1),
+           "Entries per page of the simple paged results control (RFC 2696)."),
+    Option("time_limit", "0s", c.duration,
+           "Server-side time limit asked for each search; 0 asks for none."),
+    Option("id_attribute", "", c.optional_attribute,
+           "Immutable identifier attribute; empty uses the flavor's (entryUUID, objectGUID).",
+           example="entryUUID"),
+))
+
+SYNC = Section("sync", "The safety valve of each run.", (
+    Option("max_delete_ratio", 0.2, c.ratio,
+           "Abort (unless --force) when a run would destroy more than this share of a "
+           "source's principals."),
+    Option("max_delete_ratio_grace", 5, c.integer(0),
+           "A run may always destroy this many principals of a source, whatever the "
+           "ratio, so that a small source can lose an entry."),
+    Option("max_delete_count", 0, c.integer(0),
+           "Abort (unless --force) when a run would destroy more than this many "
+           "principals of one source; 0 means no count limit."),
+))
+
+STORE = Section("store", "The local SQLite database.", (
+    Option("path", "var/bridge.db", c.store_path,
+           "Database file (created on first use); relative paths start at the working "
+           "directory."),
+    Option("history_retention", "30d", c.duration,
+           "Keep change history this long; clients asking for changes since an older "
+           "state get cannotCalculateChanges."),
+))
+
+_TYPES = tuple(t.value for t in PrincipalType)
+
+SOURCE = Section("sources.NAME", "One source per table: a search whose entries become "
+                 "principals of one type. Attribute lists are tried in order; the first "
+                 "attribute present wins. Unset lists use the flavor's defaults.", (
+    Option("type", "", c.choice(*_TYPES), "Principal type: " + ", ".join(_TYPES) + ".",
+           required=True, example="individual"),
+    Option("base", "", c.required_dn, "Search base.", required=True,
+           example="ou=people,dc=example,dc=org"),
+    Option("filter", "", c.optional_filter,
+           "Search filter; empty uses the flavor's filter for the type.",
+           example="(objectClass=inetOrgPerson)"),
+    Option("scope", "sub", c.choice("sub", "one"), "sub (whole subtree) or one (one level)."),
+    Option("name_attributes", None, _ATTRS, "Principal name.", example=["displayName", "cn"]),
+    Option("email_attributes", None, _ATTRS, "Principal email (must be an addr-spec).",
+           example=["mail"]),
+    Option("description_attributes", None, _ATTRS, "Principal description.",
+           example=["description"]),
+    Option("login_attributes", None, _ATTRS, "Login name (memberUid resolution, history).",
+           example=["uid"]),
+    Option("time_zone_attributes", None, _ATTRS,
+           "Principal timeZone (must be an IANA zone); none by default.", example=[]),
+    Option("member_attributes", None, _ATTRS,
+           "Group member attributes: DN-valued (member, uniqueMember) or login-valued "
+           "(memberUid).", example=["member", "uniqueMember", "memberUid"]),
+    Option("disabled_filter", "", c.optional_filter,
+           "Entries of this source that also match this filter are flagged disabled.",
+           example="(employeeType=former)"),
+))
+
+SECTIONS: tuple[Section, ...] = (DIRECTORY, SYNC, STORE)
+
+
+class Values(Mapping):
+    """The converted options of one section (or source), readable as attributes."""
+
+    def __init__(self, section: Section, values: dict[str, Any], name: str = "") -> None:
+        self._section = section
+        self._values = values
+        self.name = name
+
+    def __getattr__(self, option: str) -> Any:
+        try:
+            return self._values[option]
+        except KeyError:
+            raise AttributeError(option) from None
+
+    def __getitem__(self, option: str) -> Any:
+        return self._values[option]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def masked(self) -> dict[str, Any]:
+        """The values with secrets replaced by ``"***"`` (for logs and dumps)."""
+        return {name: ("***" if self._section.option(name).secret and value else value)
+                for name, value in self._values.items()}
+
+    def __repr__(self) -> str:
+        return f"Values({self.name or self._section.name}, {self.masked()!r})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    directory: Values
+    sync: Values
+    store: Values
+    sources: tuple[Values, ...]
+    origin: str  # the file the settings came from, or "" when only the environment
+
+    def masked(self) -> dict[str, Any]:
+        dump = {s.name: getattr(self, s.name).masked() for s in SECTIONS}
+        dump["sources"] = {source.name: source.masked() for source in self.sources}
+        return dump
+
+
+def config_path(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The file to read: --config, else $BRIDGE_CONFIG, else ./bridge.toml if present."""
+    if cli_path:
+        return cli_path
+    if environ.get(CONFIG_ENV):
+        return environ[CONFIG_ENV]
+    return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+
+
+def load(path: str | None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read, override from the environment, convert and check every option."""
+    raw, origin = _read_file(path) if path else ({}, "")
+    origins = {key: origin for key in _keys(raw)}
+    for key, value in _environment_overrides(environ):
+        _put(raw, key, value)
+        origins[key] = f"environment variable {_env_name(key)}"
+    _reject_unknown(raw, origins)
+    sections = {s.name: _convert(s, raw.get(s.name, {}), origins, s.name) for s in SECTIONS}
+    sources = tuple(_convert(SOURCE, table, origins, f"sources.{name}", name=name)
+                    for name, table in raw.get("sources", {}).items())
+    return Settings(**sections, sources=sources, origin=origin)
+
+
+def _read_file(path: str) -> tuple[dict, str]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle), path
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _keys(raw: dict) -> Iterator[tuple[str, ...]]:
+    for section, table in raw.items():
+        if not isinstance(table, dict):
+            yield (section,)
+        elif section == "sources":
+            for name, options in table.items():
+                for option in options if isinstance(options, dict) else ():
+                    yield ("sources", name, option)
+                if not isinstance(options, dict):
+                    yield ("sources", name)
+        else:
+            for option in table:
+                yield (section, option)
+
+
+def _env_name(key: tuple[str, ...]) -> str:
+    return ENV_PREFIX + "__".join(part.upper() for part in key)
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> Iterator[tuple[tuple[str, ...], str]]:
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        key = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+        expected = 3 if key[0] == "sources" else 2
+        if len(key) != expected or not all(key):
+            raise ConfigError(f"environment variable {name}: expected BRIDGE_SECTION__OPTION "
+                              "or BRIDGE_SOURCES__NAME__OPTION")
+        yield key, value
+
+
+def _put(raw: dict, key: tuple[str, ...], value: str) -> None:
+    table = raw
+    for part in key[:-1]:
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"environment variable {_env_name(key)}: [{part}] is not a table")
+    table[key[-1]] = value
+
+
+def _reject_unknown(raw: dict, origins: dict) -> None:
+    known = {s.name: s for s in SECTIONS}
+    for section, table in raw.items():
+        origin = _origin(origins, section)
+        if section != "sources" and section not in known:
+            raise ConfigError(f"unknown section [{section}]{_did_you_mean(section, [*known, 'sources'])}",
+                              origin=origin)
+        if not isinstance(table, dict):
+            raise ConfigError(f"'{section}' must be a table ([{section}])", origin=origin)
+        if section == "sources":
+            for name, options in table.items():
+                if not isinstance(options, dict):
+                    raise ConfigError(f"[sources.{name}] must be a table", origin=origin)
+                if not _SOURCE_NAME.match(name):
+                    raise ConfigError("a source name is lower-case letters, digits, '_' and '-', "
+                                      "starting with a letter", origin=origin, section=f"sources.{name}")
+
+
+def _origin(origins: dict, *prefix: str) -> str:
+    """Where the keys under ``prefix`` came from (the file, or an environment variable)."""
+    return next((where for key, where in origins.items() if key[:len(prefix)] == prefix), "")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _convert(section: Section, table: dict, origins: dict, label: str, name: str = "") -> Values:
+    prefix = tuple(label.split("."))
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        option = section.option(key)
+        if option is None:
+            # no value in the message: a misspelt bind_password must not be echoed
+            raise ConfigError(f"unknown option{_did_you_mean(key, [o.name for o in section.options])}",
+                              origin=origins.get((*prefix, key), ""), section=label, option=key)
+        try:
+            values[key] = option.convert(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc), origin=origins.get((*prefix, key), ""), section=label,
+                              option=key, value=value, secret=option.secret) from None
+    for option in section.options:
+        if option.name in values:
+            continue
+        if option.required:
+            raise ConfigError("this option is required", origin=_origin(origins, *prefix),
+                              section=label, option=option.name)
+        values[option.name] = option.convert(option.default) if option.default is not None else None
+    _read_secret_files(section, values, origins, prefix, label)
+    return Values(section, values, name=name)
+
+
+def _read_secret_files(section: Section, values: dict, origins: dict, prefix: tuple, label: str) -> None:
+    for option in section.options:
+        path = values.get(option.name) if option.secret_file_for else ""
+        if not path:
+            continue
+        target = option.secret_file_for
+        if values.get(target):
+            raise ConfigError(f"set either {target} or {option.name}, not both",
+                              origin=origins.get((*prefix, option.name), ""), section=label,
+                              option=option.name, value=path)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                values[target] = handle.read().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the secret: {exc}",
+                              origin=origins.get((*prefix, option.name), ""), section=label,
+                              option=option.name, value=path) from None
