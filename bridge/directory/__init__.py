@@ -1,0 +1,57 @@
+"""The directory boundary: the only package that imports ldap3.
+
+``open_directory(settings)`` binds (with failover) and reads the rootDSE; the returned
+Directory streams complete snapshots of a source with ``read(query)``. Readers that fetch
+only changes (RFC 4533 syncrepl, AD DirSync) are meant to join as further methods that
+yield changes plus a cursor, so that sync and store need not know how entries were read.
+Everything ldap3 raises leaves this package as a bridge.errors.DirectoryError.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from bridge.config import Values
+from bridge.directory.connection import connect, disconnect
+from bridge.directory.rootdse import ROOT_DSE_ATTRIBUTES, ServerInfo, server_info
+from bridge.directory.search import paged_search, read_entry
+from bridge.model import RawEntry, SearchQuery
+
+__all__ = ["Directory", "SearchQuery", "ServerInfo", "open_directory"]
+
+log = logging.getLogger(__name__)
+
+
+class Directory:
+    """A bound connection to one directory server and what its rootDSE told us."""
+
+    def __init__(self, settings: Values) -> None:
+        self._settings = settings
+        self._connection, self.url = connect(settings)
+        try:
+            self.info: ServerInfo = server_info(
+                self.url, read_entry(self._connection, self.url, "", ROOT_DSE_ATTRIBUTES))
+        except BaseException:
+            disconnect(self._connection)
+            raise
+        log.info("connected to %s (%s, flavor %s)", self.url, self.info.vendor, self.info.flavor)
+
+    def read(self, query: SearchQuery, limit: int = 0) -> Iterator[RawEntry]:
+        """Every entry matching ``query``, streamed page by page (at most ``limit``)."""
+        return paged_search(self._connection, self.url, query, self._settings.page_size,
+                            self._settings.time_limit, limit)
+
+    def close(self) -> None:
+        disconnect(self._connection)
+
+    def __enter__(self) -> Directory:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_directory(settings: Values) -> Directory:
+    """Bind to the first usable URL of ``settings`` (the [directory] section)."""
+    return Directory(settings)

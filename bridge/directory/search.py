@@ -1,0 +1,119 @@
+"""Streaming searches with the simple paged results control (RFC 2696).
+
+Pages are fetched one at a time and their entries yielded as RawEntry, so memory holds
+one page, never the whole result. Every result code other than success is an error:
+a size or time limit, a missing base or a refused control means the read is incomplete,
+and an incomplete read must never be taken for a complete one (no silent first page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import ldap3
+
+from bridge.directory.connection import translated
+from bridge.directory.rootdse import PAGED_RESULTS
+from bridge.errors import DirectorySearchError
+from bridge.model import RawEntry, SearchQuery
+
+_SCOPES = {"sub": ldap3.SUBTREE, "one": ldap3.LEVEL, "base": ldap3.BASE}
+_HINTS = {
+    3: "the server's time limit was reached before the search finished",
+    4: "the server's size limit was reached; raise the limit for the bridge's account "
+       "(OpenLDAP: limits ... size.prtotal=unlimited)",
+    10: "the server answered with a referral; point the source at the server that holds it",
+    11: "the server's administrative limit was reached",
+    12: "the server does not support the paged results control",
+    32: "the search base does not exist",
+    50: "the bridge's account may not read this part of the directory",
+}
+
+
+def paged_search(connection: ldap3.Connection, url: str, query: SearchQuery,
+                 page_size: int, time_limit: float = 0, limit: int = 0) -> Iterator[RawEntry]:
+    """Yield every entry matching ``query``, page by page; at most ``limit`` if non-zero."""
+    cookie: bytes | None = None
+    yielded = 0
+    size = min(page_size, limit) if limit else page_size
+    while True:
+        result, entries = _page(connection, url, query, size, cookie, time_limit)
+        for entry in entries:
+            yield entry
+            yielded += 1
+            if limit and yielded >= limit:
+                _abandon(connection, url, query, result)
+                return
+        cookie = _next_cookie(result, url, query)
+        if not cookie:
+            return
+
+
+def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
+          cookie: bytes | None, time_limit: float) -> tuple[dict, list[RawEntry]]:
+    with translated(url, f"searching {query.base}"):
+        connection.search(query.base, query.filter, _SCOPES[query.scope],
+                          attributes=list(query.attributes), paged_size=size,
+                          paged_criticality=True, paged_cookie=cookie,
+                          time_limit=int(time_limit))
+    result = connection.result or {}
+    code = result.get("result")
+    if code != 0:
+        hint = _HINTS.get(code, "the search failed")
+        detail = result.get("message") or result.get("description") or ""
+        raise DirectorySearchError(
+            f"search of {query.base} {query.filter}: {hint} (result {code} {detail})".rstrip(),
+            url=url, result_code=code or 0, base=query.base)
+    entries = [_raw_entry(item, query.binary) for item in connection.response or ()
+               if item.get("type") == "searchResEntry"]
+    return result, entries
+
+
+def _next_cookie(result: dict, url: str, query: SearchQuery) -> bytes:
+    control = (result.get("controls") or {}).get(PAGED_RESULTS)
+    if control is None:
+        raise DirectorySearchError(
+            f"search of {query.base}: the server did not return the paged results control, "
+            "so the result may be incomplete", url=url, base=query.base)
+    return control["value"]["cookie"]
+
+
+def _abandon(connection: ldap3.Connection, url: str, query: SearchQuery, result: dict) -> None:
+    """Tell the server we stop early (page size 0 with the cookie, RFC 2696 §3)."""
+    control = (result.get("controls") or {}).get(PAGED_RESULTS)
+    cookie = control["value"]["cookie"] if control else b""
+    if cookie:
+        with translated(url, f"ending the search of {query.base}"):
+            connection.search(query.base, query.filter, _SCOPES[query.scope], attributes=["1.1"],
+                              paged_size=0, paged_cookie=cookie)
+
+
+def _raw_entry(item: dict, binary: frozenset[str] = frozenset()) -> RawEntry:
+    attributes = {}
+    for name, values in item["raw_attributes"].items():
+        key = name.lower()
+        # a 16-byte GUID may happen to be valid UTF-8: binary attributes are never decoded
+        attributes[key] = tuple(values) if key.split(";")[0] in binary else tuple(map(_decode, values))
+    return RawEntry(dn=item["dn"], attributes=attributes)
+
+
+def _decode(value: bytes) -> str | bytes:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def read_entry(connection: ldap3.Connection, url: str, dn: str,
+               attributes: tuple[str, ...]) -> RawEntry | None:
+    """One entry by DN (base scope, no paging); None if it does not exist."""
+    with translated(url, f"reading {dn or 'the rootDSE'}"):
+        connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes))
+    result = connection.result or {}
+    if result.get("result") == 32:
+        return None
+    if result.get("result") != 0:
+        raise DirectorySearchError(f"reading {dn or 'the rootDSE'}: {result.get('description')}",
+                                   url=url, result_code=result.get("result") or 0, base=dn)
+    entries = [item for item in connection.response or () if item.get("type") == "searchResEntry"]
+    return _raw_entry(entries[0]) if entries else None

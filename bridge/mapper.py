@@ -1,0 +1,232 @@
+"""Pure mapping of directory entries to principals: flavor defaults, attribute maps, the id
+derived from the immutable identifier, the disabled flag, and member references.
+
+Nothing here does I/O; ``map_entry`` is a function of its arguments, tested by tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bridge.config import Values
+from bridge.dn import InvalidDN, dn_key, leaf_rdn, strip_optional_uid
+from bridge.errors import ConfigError
+from bridge.model import MappedEntry, MemberRef, Principal, PrincipalType, RawEntry, SearchQuery
+from bridge.validation import is_addr_spec, is_time_zone
+
+#: Namespace for ids of identifiers that are not UUIDs (uuid5 of "attribute:value").
+ID_NAMESPACE = uuid.UUID("6f1c3c8e-4f7a-5b0e-9a51-2f4c1d7e8b90")
+LOGIN_VALUED_MEMBERS = frozenset({"memberuid"})
+#: Attributes whose values are octet strings, never text (lower-case names).
+BINARY_ATTRIBUTES = frozenset({"objectguid", "objectsid", "msexchmailboxguid", "jpegphoto",
+                               "thumbnailphoto", "usercertificate"})
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """The defaults of one server family; every source may override the attribute lists."""
+
+    name: str
+    id_attribute: str
+    name_attributes: tuple[str, ...]
+    email_attributes: tuple[str, ...]
+    description_attributes: tuple[str, ...]
+    login_attributes: tuple[str, ...]
+    time_zone_attributes: tuple[str, ...]
+    member_attributes: tuple[str, ...]
+    filters: Mapping[PrincipalType, str]
+    locked_attributes: tuple[str, ...] = ()  # present with any value = account locked
+
+
+_OPENLDAP = Flavor(
+    name="openldap", id_attribute="entryUUID",
+    name_attributes=("displayName", "cn"), email_attributes=("mail",),
+    description_attributes=("description",), login_attributes=("uid",),
+    time_zone_attributes=(), member_attributes=("member", "uniqueMember", "memberUid"),
+    filters={
+        PrincipalType.INDIVIDUAL: "(objectClass=inetOrgPerson)",
+        PrincipalType.GROUP: "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)"
+                             "(objectClass=posixGroup))",
+        PrincipalType.LOCATION: "(objectClass=room)",
+        PrincipalType.RESOURCE: "(objectClass=device)",
+        PrincipalType.OTHER: "(objectClass=*)",
+    },
+    locked_attributes=("pwdAccountLockedTime",),  # ppolicy overlay
+)
+
+FLAVORS: dict[str, Flavor] = {
+    "openldap": _OPENLDAP,
+    # RFC 4530 entryUUID and the standard schema: the OpenLDAP defaults fit most servers.
+    "generic": Flavor(**{**_OPENLDAP.__dict__, "name": "generic"}),
+}
+
+
+def flavor_for(configured: str, detected: str) -> Flavor:
+    """The flavor to use: the configured one, or the rootDSE's guess when ``auto``."""
+    name = detected if configured == "auto" else configured
+    if name not in FLAVORS:
+        how = "detected from the rootDSE" if configured == "auto" else "configured"
+        raise ConfigError(f"flavor '{name}' ({how}) is not supported by this version; "
+                          "supported: " + ", ".join(FLAVORS), section="directory", option="flavor")
+    return FLAVORS[name]
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """One source's search and attribute map, with flavor defaults filled in."""
+
+    name: str
+    type: PrincipalType
+    base: str
+    scope: str
+    filter: str
+    disabled_filter: str
+    id_attribute: str
+    name_attributes: tuple[str, ...]
+    email_attributes: tuple[str, ...]
+    description_attributes: tuple[str, ...]
+    login_attributes: tuple[str, ...]
+    time_zone_attributes: tuple[str, ...]
+    member_attributes: tuple[str, ...]
+    locked_attributes: tuple[str, ...] = field(default=())
+
+    def attributes(self) -> tuple[str, ...]:
+        """Exactly the attributes the map reads, plus the identifier."""
+        wanted = [self.id_attribute, *self.name_attributes, *self.email_attributes,
+                  *self.description_attributes, *self.login_attributes,
+                  *self.time_zone_attributes, *self.locked_attributes]
+        if self.type is PrincipalType.GROUP:
+            wanted += self.member_attributes
+        return tuple(dict.fromkeys(wanted))  # de-duplicated, order kept
+
+    def query(self, search_filter: str = "", attributes: tuple[str, ...] = ()) -> SearchQuery:
+        """The search that reads this source (or a narrower filter / fewer attributes)."""
+        attributes = attributes or self.attributes()
+        return SearchQuery(self.base, search_filter or self.filter, attributes, self.scope,
+                           frozenset(a.lower() for a in attributes) & BINARY_ATTRIBUTES)
+
+
+def source_map(source: Values, flavor: Flavor, id_attribute: str = "") -> SourceMap:
+    """Combine a [sources.NAME] section with the flavor's defaults."""
+    kind = PrincipalType(source.type)
+
+    def pick(option: str) -> tuple[str, ...]:
+        configured = source[option]
+        return tuple(configured) if configured is not None else getattr(flavor, option)
+
+    return SourceMap(
+        name=source.name, type=kind, base=source.base, scope=source.scope,
+        filter=source.filter or flavor.filters[kind], disabled_filter=source.disabled_filter,
+        id_attribute=id_attribute or flavor.id_attribute,
+        name_attributes=pick("name_attributes"), email_attributes=pick("email_attributes"),
+        description_attributes=pick("description_attributes"),
+        login_attributes=pick("login_attributes"),
+        time_zone_attributes=pick("time_zone_attributes"),
+        member_attributes=pick("member_attributes"),
+        locked_attributes=flavor.locked_attributes)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry that cannot become a principal, and why."""
+
+    dn: str
+    reason: str
+
+
+def principal_id(identifier: uuid.UUID) -> str:
+    """The JMAP Id: ``p`` + 32 lower-case hex digits. A letter first, no case-only twins,
+    never the sequence ``NIL`` (RFC 8620 §1.2 hygiene)."""
+    return "p" + identifier.hex
+
+
+def identifier_uuid(attribute: str, value: str | bytes) -> uuid.UUID:
+    """The UUID of an identifier value: entryUUID text, a 16-byte objectGUID (stored
+    little-endian, hence ``bytes_le``), or a stable uuid5 of anything else."""
+    if isinstance(value, bytes):
+        if len(value) == 16:
+            return uuid.UUID(bytes_le=value)
+        return uuid.uuid5(ID_NAMESPACE, f"{attribute.lower()}:{value.hex()}")
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        return uuid.uuid5(ID_NAMESPACE, f"{attribute.lower()}:{value}")
+
+
+def map_entry(entry: RawEntry, smap: SourceMap,
+              disabled_ids: frozenset[str] = frozenset()) -> MappedEntry | Skipped:
+    """Turn one raw entry into a principal; ``disabled_ids`` are the ids that matched the
+    source's disabled filter."""
+    identifiers = entry.values(smap.id_attribute)
+    if not identifiers:
+        return Skipped(entry.dn, f"no {smap.id_attribute}")
+    try:
+        key = dn_key(entry.dn)
+    except InvalidDN as exc:
+        return Skipped(entry.dn, f"unparseable DN ({exc})")
+    warnings: list[str] = []
+    pid = principal_id(identifier_uuid(smap.id_attribute, identifiers[0]))
+    principal = Principal(
+        id=pid, source=smap.name, type=smap.type, dn=entry.dn, dn_key=key,
+        name=_name(entry, smap.name_attributes),
+        description=_first(entry, smap.description_attributes),
+        email=_checked(entry, smap.email_attributes, is_addr_spec, "email", warnings),
+        time_zone=_checked(entry, smap.time_zone_attributes, is_time_zone, "timeZone", warnings),
+        login=_first(entry, smap.login_attributes),
+        disabled=pid in disabled_ids or any(entry.values(a) for a in smap.locked_attributes))
+    refs = _member_refs(entry, smap.member_attributes, warnings) \
+        if smap.type is PrincipalType.GROUP else ()
+    return MappedEntry(principal, refs, tuple(warnings))
+
+
+def _texts(entry: RawEntry, attribute: str) -> list[str]:
+    return [v.strip() for v in entry.values(attribute) if isinstance(v, str) and v.strip()]
+
+
+def _first(entry: RawEntry, attributes: tuple[str, ...]) -> str | None:
+    for attribute in attributes:
+        values = _texts(entry, attribute)
+        if values:
+            return values[0]
+    return None
+
+
+def _name(entry: RawEntry, attributes: tuple[str, ...]) -> str:
+    """The first name attribute present; of several values, the one in the RDN. Falls back
+    to the RDN's value, since a Principal's name is never null. ``entry.dn`` is valid."""
+    rdn = {attr_type.lower(): value for attr_type, value in leaf_rdn(entry.dn)}
+    for attribute in attributes:
+        values = _texts(entry, attribute)
+        if values:
+            in_rdn = rdn.get(attribute.lower())
+            return in_rdn if len(values) > 1 and in_rdn in values else values[0]
+    return next(iter(rdn.values()), "").strip() or entry.dn
+
+
+def _checked(entry: RawEntry, attributes: tuple[str, ...], valid, label: str,
+             warnings: list[str]) -> str | None:
+    """The first valid value; invalid ones seen before it become warnings."""
+    for attribute in attributes:
+        for value in _texts(entry, attribute):
+            if valid(value):
+                return value
+            warnings.append(f"{label} {value!r} from {attribute} is not valid; ignored")
+    return None
+
+
+def _member_refs(entry: RawEntry, attributes: tuple[str, ...],
+                 warnings: list[str]) -> tuple[MemberRef, ...]:
+    refs: dict[MemberRef, None] = {}
+    for attribute in attributes:
+        login_valued = attribute.lower() in LOGIN_VALUED_MEMBERS
+        for value in _texts(entry, attribute):
+            if login_valued:
+                refs[MemberRef("login", value)] = None
+                continue
+            try:
+                refs[MemberRef("dn", dn_key(strip_optional_uid(value)))] = None
+            except InvalidDN:
+                warnings.append(f"{attribute} value {value!r} is not a DN; ignored")
+    return tuple(refs)

@@ -1,0 +1,201 @@
+"""The store: the only package that speaks SQL. Principals, the change log (one global
+modseq, tombstones as ``destroyed`` rows, retention), membership closure, and sync runs.
+
+sqlite3 errors leave this package as bridge.errors.StoreError.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from bridge.errors import StoreError, SyncBusy
+from bridge.model import Principal
+from bridge.store import changes as log
+from bridge.store.changes import ChangeRow, ChangeSet, format_state, parse_state
+from bridge.store.db import connect, sql_errors
+from bridge.store.records import COLUMNS, from_row
+from bridge.store.schema import SCHEMA_VERSION, migrate
+from bridge.store.snapshot import Applied, Plan, Resolution, Sample, Snapshot, SourceDiff, utc_now
+
+__all__ = ["Applied", "ChangeRow", "ChangeSet", "Plan", "Resolution", "RunRecord", "Sample",
+           "Snapshot", "SourceDiff", "Store", "parse_state"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    started_at: str
+    finished_at: str
+    mode: str
+    outcome: str  # ok | aborted | failed
+    reason: str
+    seen: int
+    created: int
+    updated: int
+    destroyed: int
+    skipped: int
+    warnings: int
+    duration: float
+    modseq: int | None
+    detail: dict
+
+
+class Store:
+    """One SQLite database. ``Store.open(path)`` creates and migrates it as needed;
+    ``readonly=True`` never writes (a missing file reads as an empty store)."""
+
+    def __init__(self, path: str, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        missing = path != ":memory:" and not os.path.exists(path)
+        self.ephemeral = readonly and missing  # an empty stand-in; nothing on disk
+        self._db = connect(":memory:" if readonly and missing else path, readonly and not missing)
+        with sql_errors(f"preparing {path}"):
+            self._db.execute("PRAGMA temp_store = FILE")
+            if not readonly or missing:
+                migrate(self._db.conn)
+            else:
+                self._check_version()
+            self.epoch = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+
+    @classmethod
+    def open(cls, path: str, readonly: bool = False) -> Store:
+        return cls(path, readonly)
+
+    def _check_version(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"store {self.path} has schema {version}, this bridge uses "
+                             f"{SCHEMA_VERSION}; run 'bridge sync' once to migrate it")
+
+    def close(self) -> None:
+        self._db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """A staging area for one full read; see bridge.store.snapshot."""
+        staged = Snapshot(self._db)
+        try:
+            yield staged
+        finally:
+            with sql_errors("dropping the staging tables"):
+                staged.close()
+
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Hold the store's run lock (a lock file beside it), so that two sync runs —
+        from `serve` and from cron — never apply at once. Raises SyncBusy if taken."""
+        if self.path == ":memory:":
+            yield
+            return
+        try:
+            handle = open(self.path + ".lock", "a+")  # noqa: SIM115 (held for the block)
+        except OSError as exc:
+            raise StoreError(f"store: cannot open {self.path}.lock: {exc.strerror}") from exc
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SyncBusy(f"another sync run is using {self.path}") from None
+            yield
+        finally:
+            handle.close()
+
+    def record_run(self, run: dict, outcome: str, reason: str) -> int:
+        """Record a run that wrote nothing (aborted or failed), for `bridge status`."""
+        with sql_errors("recording the run"):
+            cursor = self._db.execute(
+                "INSERT INTO sync_runs (started_at, finished_at, mode, outcome, reason, seen, "
+                "skipped, warnings, duration, modseq, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [utc_now(run["started"]), utc_now(), run["mode"], outcome, reason,
+                 run.get("seen", 0), run.get("skipped", 0), run.get("warnings", 0),
+                 run.get("duration", 0), log.current_modseq(self._db),
+                 json.dumps(run.get("detail", {}))])
+            return cursor.lastrowid
+
+    # -- reading -------------------------------------------------------------------------
+
+    def modseq(self) -> int:
+        with sql_errors("reading the state"):
+            return log.current_modseq(self._db)
+
+    def state(self) -> str:
+        """The Principal state token: ``<epoch>-<modseq>``."""
+        return format_state(self.epoch, self.modseq())
+
+    def parse_state(self, token: str) -> int | None:
+        return parse_state(self.epoch, token)
+
+    def pruned_through(self) -> int:
+        with sql_errors("reading the history horizon"):
+            return log.pruned_through(self._db)
+
+    def principal(self, principal_id: str) -> Principal | None:
+        with sql_errors("reading a principal"):
+            row = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM principals WHERE id = ?",
+                                   [principal_id]).fetchone()
+        return from_row(dict(zip(COLUMNS, row, strict=True))) if row else None
+
+    def principals(self) -> list[Principal]:
+        with sql_errors("reading principals"):
+            rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM principals ORDER BY id").fetchall()
+        return [from_row(dict(zip(COLUMNS, row, strict=True))) for row in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per type: ``{"individual": {"total": 25, "disabled": 2}}``."""
+        with sql_errors("counting principals"):
+            rows = self._db.execute("SELECT type, count(*), sum(disabled) FROM principals "
+                                    "GROUP BY type ORDER BY type").fetchall()
+        return {kind: {"total": total, "disabled": disabled or 0} for kind, total, disabled in rows}
+
+    def effective_members(self, group_id: str) -> set[str]:
+        with sql_errors("reading memberships"):
+            rows = self._db.execute("SELECT member_id FROM effective_members WHERE group_id = ?",
+                                    [group_id]).fetchall()
+        return {row[0] for row in rows}
+
+    def changes_since(self, modseq: int) -> ChangeSet | None:
+        with sql_errors("reading changes"):
+            return log.changes_since(self._db, modseq)
+
+    def history(self, record_id: str) -> list[ChangeRow]:
+        with sql_errors("reading history"):
+            return log.history(self._db, record_id)
+
+    def change_rows(self, since: int) -> list[ChangeRow]:
+        """Every change row after modseq ``since``, oldest first (uncollapsed)."""
+        with sql_errors("reading changes"):
+            return log.rows_since(self._db, since)
+
+    def ids_with_dn(self, dn_key: str) -> list[str]:
+        with sql_errors("looking up a DN"):
+            return log.records_with_dn(self._db, dn_key)
+
+    def runs(self, limit: int = 10) -> list[RunRecord]:
+        """The most recent runs, newest first."""
+        return self._runs("", [], limit)
+
+    def last_successful_run(self) -> RunRecord | None:
+        found = self._runs("WHERE outcome = 'ok'", [], 1)
+        return found[0] if found else None
+
+    def _runs(self, where: str, params: list, limit: int) -> list[RunRecord]:
+        with sql_errors("reading sync runs"):
+            rows = self._db.execute(
+                "SELECT id, started_at, finished_at, mode, outcome, reason, seen, created, updated, "
+                f"destroyed, skipped, warnings, duration, modseq, detail FROM sync_runs {where} "
+                "ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+        return [RunRecord(*row[:-1], detail=json.loads(row[-1])) for row in rows]

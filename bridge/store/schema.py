@@ -1,0 +1,114 @@
+"""The store's schema as numbered migrations, applied in order; ``PRAGMA user_version``
+records how far a database has come."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: principals, the change log with one global modseq, runs, membership closure
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE principals (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        type TEXT NOT NULL,
+        dn TEXT NOT NULL,
+        dn_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        email TEXT,
+        time_zone TEXT,
+        login TEXT,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        members TEXT NOT NULL DEFAULT '[]',
+        member_of TEXT NOT NULL DEFAULT '[]',
+        hash TEXT NOT NULL,
+        modseq INTEGER NOT NULL
+    );
+    CREATE INDEX principals_dn_key ON principals (dn_key);
+    CREATE INDEX principals_source ON principals (source);
+
+    CREATE TABLE changes (
+        modseq INTEGER PRIMARY KEY AUTOINCREMENT,
+        type TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('created', 'updated', 'destroyed')),
+        run_id INTEGER,
+        at TEXT NOT NULL,
+        dn_key TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX changes_record ON changes (record_id, modseq);
+    CREATE INDEX changes_dn_key ON changes (dn_key);
+    CREATE INDEX changes_at ON changes (at);
+
+    -- the highest modseq of each state scope ("Principal"), kept even when rows are pruned
+    CREATE TABLE states (scope TEXT PRIMARY KEY, modseq INTEGER NOT NULL);
+
+    CREATE TABLE effective_members (
+        group_id TEXT NOT NULL,
+        member_id TEXT NOT NULL,
+        PRIMARY KEY (group_id, member_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX effective_members_member ON effective_members (member_id);
+
+    CREATE TABLE sync_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        seen INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL DEFAULT 0,
+        destroyed INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        warnings INTEGER NOT NULL DEFAULT 0,
+        duration REAL NOT NULL DEFAULT 0,
+        modseq INTEGER,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database up to SCHEMA_VERSION; a new one also gets its random epoch.
+    Returns the version found before migrating."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"database schema {found} is newer than this bridge understands ({SCHEMA_VERSION})")
+    for version in range(found, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            if version == 0:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)",
+                             (secrets.token_hex(4),))
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit on its own)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s]

@@ -1,0 +1,103 @@
+"""Fixtures: a real slapd per test, a TLS test CA, and bridge settings written as TOML."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from bridge import config
+from tests.support import ldif
+from tests.support.slapd import (
+    READER_DN,
+    READER_PASSWORD,
+    SLAPD,
+    Slapd,
+    SlapdMissing,
+    TlsFiles,
+    make_tls_files,
+    require_slapd,
+)
+
+SIZE_LIMIT = 10  # below the number of people, so every sync has to page
+
+
+def toml_text(tables: dict) -> str:
+    """A tiny TOML writer for test configs (strings, numbers, booleans, lists, tables)."""
+    lines: list[str] = []
+
+    def emit(prefix: str, table: dict) -> None:
+        scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in scalars.items())
+        for key, value in table.items():
+            if isinstance(value, dict):
+                emit(f"{prefix}.{key}" if prefix else key, value)
+
+    emit("", tables)
+    return "\n".join(lines) + "\n"
+
+
+def standard_sources() -> dict:
+    return {
+        "people": {"type": "individual", "base": ldif.PEOPLE, "disabled_filter": "(employeeType=former)",
+                   "time_zone_attributes": ["l"]},
+        "groups": {"type": "group", "base": ldif.GROUPS},
+        "rooms": {"type": "location", "base": ldif.ROOMS},
+        "equipment": {"type": "resource", "base": ldif.EQUIPMENT},
+    }
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> dict[str, TlsFiles]:
+    """``good``: a CA and a certificate for 127.0.0.1; ``other``: an unrelated CA;
+    ``misnamed``: a certificate of the good kind for another host name."""
+    base = tmp_path_factory.mktemp("tls")
+    return {"good": make_tls_files(base, "good"), "other": make_tls_files(base, "other"),
+            "misnamed": make_tls_files(base, "misnamed", hosts=("DNS:ldap.elsewhere.test",))}
+
+
+@pytest.fixture
+def slapd(tmp_path) -> Slapd:
+    server = Slapd(tmp_path / "slapd", size_limit=SIZE_LIMIT)
+    server.load(ldif.standard_directory())
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def make_settings(tmp_path) -> Callable[..., config.Settings]:
+    """Write a bridge.toml for ``server`` and load it; keyword tables override sections."""
+
+    def make(server: Slapd, *, directory: dict | None = None, sources: dict | None = None,
+             sync: dict | None = None, store: dict | None = None) -> config.Settings:
+        tables = {
+            "directory": {"urls": [server.url], "bind_dn": READER_DN,
+                          "bind_password": READER_PASSWORD, "page_size": 5, **(directory or {})},
+            "sync": {"max_delete_ratio_grace": 0, **(sync or {})},
+            "store": {"path": str(tmp_path / "bridge.db"), **(store or {})},
+            "sources": standard_sources() if sources is None else sources,
+        }
+        path = tmp_path / "bridge.toml"
+        path.write_text(toml_text(tables))
+        return config.load(str(path), environ={})
+
+    return make
+
+
+@pytest.fixture
+def settings(slapd, make_settings) -> config.Settings:
+    return make_settings(slapd)
+
+
+def pytest_report_header() -> str:
+    try:
+        require_slapd()
+    except SlapdMissing as exc:
+        return f"slapd: NOT INSTALLED, every directory test will fail ({exc})"
+    version = subprocess.run([SLAPD, "-VV"], capture_output=True, text=True).stderr.splitlines()
+    return f"slapd: {version[0].strip() if version else SLAPD}"

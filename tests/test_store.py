@@ -1,0 +1,315 @@
+"""The store on its own: snapshots, the change log and its invariants, retention, locking."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bridge.errors import StoreError, SyncBusy
+from bridge.model import MappedEntry, MemberRef, Principal, PrincipalType
+from bridge.store import Store
+from bridge.store.records import apply_changes, record_of, to_row
+from bridge.store.schema import SCHEMA_VERSION
+
+IDS = [f"p{n:032x}" for n in range(8)]
+
+
+def person(pid: str, name: str = "", **fields) -> MappedEntry:
+    return MappedEntry(Principal(id=pid, source="people", type=PrincipalType.INDIVIDUAL,
+                                 dn=f"uid={pid},dc=x", dn_key=f"uid={pid},dc=x",
+                                 name=name or pid, login=pid, **fields))
+
+
+def group(pid: str, member_ids: list[str], name: str = "") -> MappedEntry:
+    return MappedEntry(Principal(id=pid, source="groups", type=PrincipalType.GROUP,
+                                 dn=f"cn={pid},dc=x", dn_key=f"cn={pid},dc=x", name=name or pid),
+                       tuple(MemberRef("dn", f"uid={m},dc=x") for m in member_ids))
+
+
+def apply(store: Store, entries: list[MappedEntry], check=lambda plan: None, **kwargs):
+    with store.snapshot() as snapshot:
+        for entry in entries:
+            snapshot.add(entry)
+        return snapshot.apply(check, {"started": time.time(), "mode": "full", "seen": len(entries),
+                                      "skipped": 0, "warnings": 0}, **kwargs)
+
+
+def records(store: Store) -> dict[str, dict]:
+    return {p.id: record_of(to_row(p)) for p in store.principals()}
+
+
+@pytest.fixture
+def store() -> Store:
+    with Store.open(":memory:") as opened:
+        yield opened
+
+
+# -- the change log's invariant ------------------------------------------------------------
+
+names = st.sampled_from(["Ann", "Bob", "Cy", "Dee"])
+snapshots = st.lists(
+    st.dictionaries(st.sampled_from(IDS[:6]),
+                    st.tuples(names, st.booleans(), st.none() | st.just("x@example.org")),
+                    max_size=6),
+    min_size=1, max_size=6)
+group_members = st.lists(st.lists(st.sampled_from(IDS[:6]), max_size=4), min_size=6, max_size=6)
+
+
+def entries_of(snapshot: dict, members: list[str]) -> list[MappedEntry]:
+    people = [person(pid, name, disabled=disabled, email=email)
+              for pid, (name, disabled, email) in sorted(snapshot.items())]
+    return [*people, group(IDS[7], members)]
+
+
+def expected_records(snapshot: dict, members: list[str]) -> dict[str, dict]:
+    """What the store must hold after applying ``entries_of(snapshot, members)``."""
+    in_group = sorted(set(members) & set(snapshot))
+    expected = {pid: record_of(to_row(Principal(
+        id=pid, source="people", type=PrincipalType.INDIVIDUAL, dn=f"uid={pid},dc=x",
+        dn_key=f"uid={pid},dc=x", name=name, login=pid, disabled=disabled, email=email,
+        member_of=(IDS[7],) if pid in in_group else ())))
+        for pid, (name, disabled, email) in snapshot.items()}
+    expected[IDS[7]] = record_of(to_row(Principal(
+        id=IDS[7], source="groups", type=PrincipalType.GROUP, dn=f"cn={IDS[7]},dc=x",
+        dn_key=f"cn={IDS[7]},dc=x", name=IDS[7], members=tuple(in_group))))
+    return expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots, group_members)
+def test_replaying_changes_from_any_earlier_state_gives_the_current_set(sequence, members):
+    """RFC 8620 §5.2: a client holding the set at an old state that fetches what /changes
+    reports (and drops what it destroyed) ends with exactly the current set — and that
+    set is exactly the last snapshot."""
+    with Store.open(":memory:") as store:
+        history = [(0, {})]
+        for snapshot, group_member_ids in zip(sequence, members, strict=False):
+            apply(store, entries_of(snapshot, group_member_ids))
+            assert records(store) == expected_records(snapshot, group_member_ids)
+            history.append((store.modseq(), records(store)))
+        final = records(store)
+        for modseq, earlier in history:
+            changes = store.changes_since(modseq)
+            assert not set(changes.created) & set(earlier)
+            assert set(changes.updated) <= set(earlier) and set(changes.destroyed) <= set(earlier)
+            replayed = {pid: record for pid, record in earlier.items() if pid not in changes.destroyed}
+            replayed |= {pid: final[pid] for pid in (*changes.created, *changes.updated)}
+            assert replayed == final
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots, group_members)
+def test_the_change_rows_alone_rebuild_the_current_set(sequence, members):
+    """Every row carries what changed: replaying created/updated/destroyed details onto
+    an earlier set, row by row, gives the current records field for field."""
+    with Store.open(":memory:") as store:
+        history = [(0, {})]
+        for snapshot, group_member_ids in zip(sequence, members, strict=False):
+            apply(store, entries_of(snapshot, group_member_ids))
+            history.append((store.modseq(), records(store)))
+        for modseq, earlier in history:
+            rebuilt = {pid: dict(record) for pid, record in earlier.items()}
+            for row in store.change_rows(modseq):
+                if row.kind == "created":
+                    rebuilt[row.record_id] = row.detail
+                elif row.kind == "updated":
+                    rebuilt[row.record_id] = apply_changes(rebuilt[row.record_id], row.detail)
+                else:
+                    del rebuilt[row.record_id]
+            assert rebuilt == records(store)
+
+
+# -- snapshots --------------------------------------------------------------------------
+
+
+def test_an_identical_snapshot_adds_no_change_rows(store):
+    entries = [person(IDS[0]), person(IDS[1]), group(IDS[2], [IDS[0]])]
+    apply(store, entries)
+    modseq = store.modseq()
+
+    applied = apply(store, entries)
+
+    assert not applied.plan.changed
+    assert store.modseq() == modseq
+    assert store.change_rows(modseq) == []
+
+
+def test_membership_resolution_drops_self_membership_and_counts_unresolved(store):
+    with store.snapshot() as snapshot:
+        snapshot.add(person(IDS[0]))
+        itself = group(IDS[1], [IDS[0], "nobody"])
+        snapshot.add(MappedEntry(itself.principal,
+                                 (*itself.member_refs, MemberRef("dn", f"cn={IDS[1]},dc=x"))))
+        resolution = snapshot.resolve()
+        snapshot.apply(lambda plan: None, {"started": time.time(), "mode": "full", "seen": 2,
+                                           "skipped": 0, "warnings": 0})
+    assert resolution.unresolved_members == 1
+    assert store.principal(IDS[1]).members == (IDS[0],)
+    assert store.principal(IDS[0]).member_of == (IDS[1],)
+
+
+def test_member_uid_resolves_only_to_individuals_by_login(store):
+    login_group = MappedEntry(Principal(id=IDS[3], source="groups", type=PrincipalType.GROUP,
+                                        dn="cn=g,dc=x", dn_key="cn=g,dc=x", name="g", login=IDS[0]),
+                              (MemberRef("login", IDS[0]), MemberRef("login", IDS[1])))
+    apply(store, [person(IDS[0]), login_group])
+
+    assert store.principal(IDS[3]).members == (IDS[0],)
+
+
+def test_the_first_staged_copy_of_an_id_wins(store):
+    with store.snapshot() as snapshot:
+        snapshot.add(person(IDS[0], "first"))
+        snapshot.add(person(IDS[0], "second"))
+        assert snapshot.resolve().duplicates == (f"uid={IDS[0]},dc=x",)
+        snapshot.apply(lambda plan: None, {"started": time.time(), "mode": "full", "seen": 2,
+                                           "skipped": 0, "warnings": 0})
+    assert store.principal(IDS[0]).name == "first"
+
+
+def test_a_veto_rolls_back_everything(store):
+    apply(store, [person(IDS[0])])
+    modseq, runs = store.modseq(), store.runs()
+
+    def refuse(plan):
+        raise RuntimeError("vetoed")
+
+    with pytest.raises(RuntimeError):
+        apply(store, [person(IDS[1])], check=refuse)
+    assert store.modseq() == modseq and store.runs() == runs
+    assert store.principal(IDS[1]) is None
+
+
+def test_effective_membership_follows_nesting_and_survives_cycles(store):
+    apply(store, [person(IDS[0]), person(IDS[1]),
+                  MappedEntry(Principal(id=IDS[4], source="g", type=PrincipalType.GROUP, dn="cn=a,dc=x",
+                                        dn_key="cn=a,dc=x", name="a"),
+                              (MemberRef("dn", "cn=b,dc=x"), MemberRef("dn", f"uid={IDS[0]},dc=x"))),
+                  MappedEntry(Principal(id=IDS[5], source="g", type=PrincipalType.GROUP, dn="cn=b,dc=x",
+                                        dn_key="cn=b,dc=x", name="b"),
+                              (MemberRef("dn", "cn=a,dc=x"), MemberRef("dn", f"uid={IDS[1]},dc=x")))])
+
+    assert store.effective_members(IDS[4]) == {IDS[5], IDS[0], IDS[1]}
+    assert store.effective_members(IDS[5]) == {IDS[4], IDS[0], IDS[1]}
+
+
+# -- /changes collapsing (RFC 8620 §5.2) ------------------------------------------------
+
+
+def test_rfc8620_5_2_created_then_destroyed_is_omitted(store):
+    apply(store, [person(IDS[0])])
+    since = store.modseq()
+    apply(store, [person(IDS[0]), person(IDS[1])])
+    apply(store, [person(IDS[0])])
+
+    changes = store.changes_since(since)
+
+    assert (changes.created, changes.updated, changes.destroyed) == ((), (), ())
+    assert changes.until > since
+
+
+def test_rfc8620_5_2_destroyed_then_recreated_is_an_update(store):
+    apply(store, [person(IDS[0]), person(IDS[1])])
+    since = store.modseq()
+    apply(store, [person(IDS[1])])
+    apply(store, [person(IDS[0], "back"), person(IDS[1])])
+
+    changes = store.changes_since(since)
+
+    assert (changes.created, changes.updated, changes.destroyed) == ((), (IDS[0],), ())
+
+
+def test_rfc8620_5_2_created_then_updated_is_created(store):
+    since = store.modseq()
+    apply(store, [person(IDS[0])])
+    apply(store, [person(IDS[0], "renamed")])
+
+    assert store.changes_since(since).created == (IDS[0],)
+
+
+# -- states and retention ---------------------------------------------------------------
+
+
+def test_state_tokens_name_the_database_and_the_modseq(store):
+    apply(store, [person(IDS[0])])
+    state = store.state()
+
+    assert state == f"{store.epoch}-{store.modseq()}"
+    assert store.parse_state(state) == store.modseq()
+    assert store.parse_state(f"{'0' * 8}-1") is None  # another database
+    for malformed in ("", "12", "abc-", "-5", "x-y"):
+        with pytest.raises(ValueError):
+            store.parse_state(malformed)
+
+
+def test_every_database_gets_its_own_epoch(tmp_path):
+    with Store.open(str(tmp_path / "a.db")) as a, Store.open(str(tmp_path / "b.db")) as b:
+        assert a.epoch != b.epoch
+
+
+def test_pruned_history_cannot_answer_changes_from_before_it(store):
+    apply(store, [person(IDS[0])])
+    old = store.modseq()
+    apply(store, [person(IDS[0]), person(IDS[1])], prune_before="9999-01-01T00:00:00Z")
+
+    assert store.changes_since(old) is None
+    assert store.changes_since(0) is None
+    assert store.changes_since(store.modseq()).created == ()
+    assert store.pruned_through() == store.modseq()
+    assert store.principal(IDS[1]) is not None
+
+
+def test_a_future_state_cannot_be_answered(store):
+    apply(store, [person(IDS[0])])
+    assert store.changes_since(store.modseq() + 5) is None
+
+
+# -- opening, migrating, locking --------------------------------------------------------
+
+
+def test_readonly_open_of_a_missing_store_creates_nothing(tmp_path):
+    path = tmp_path / "nothing.db"
+    with Store.open(str(path), readonly=True) as store:
+        assert store.principals() == []
+    assert not path.exists()
+
+
+def test_a_database_from_a_newer_bridge_is_refused(tmp_path):
+    path = tmp_path / "future.db"
+    Store.open(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    with pytest.raises(StoreError, match="newer than this bridge"):
+        Store.open(str(path))
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path):
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+
+    with pytest.raises(StoreError, match="garbage.db"):
+        Store.open(str(path))
+
+
+def test_reopening_keeps_data_and_epoch(tmp_path):
+    path = str(tmp_path / "keep.db")
+    with Store.open(path) as store:
+        apply(store, [person(IDS[0])])
+        epoch, state = store.epoch, store.state()
+    with Store.open(path) as store:
+        assert (store.epoch, store.state()) == (epoch, state)
+        assert store.principal(IDS[0]).name == IDS[0]
+
+
+def test_only_one_run_may_hold_the_lock(tmp_path):
+    path = str(tmp_path / "locked.db")
+    with Store.open(path) as first, Store.open(path) as second:
+        with first.run_lock(), pytest.raises(SyncBusy), second.run_lock():
+            pass
+        with second.run_lock():
+            pass
