@@ -13,8 +13,10 @@ from typing import TextIO
 
 from bridge import check as checking
 from bridge import config, sync
-from bridge import status as inspect
+from bridge import status as views
 from bridge.errors import EXIT_ABORTED, EXIT_BUSY, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, BridgeError
+
+log = logging.getLogger(__name__)
 
 EXIT_CODES = f"""exit codes:
   {EXIT_OK}  success
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         settings = config.load(config.config_path(args.config))
+        log.info("configuration from %s: %s", settings.origin or "the environment", settings.masked())
         return args.verb(settings, args)
     except BridgeError as exc:
         print(f"bridge: {exc}", file=sys.stderr)
@@ -149,7 +152,7 @@ def _print_plan(report: sync.SyncReport, show: int) -> None:
 
 
 def cmd_status(settings: config.Settings, args: argparse.Namespace) -> int:
-    found = inspect.status(settings, runs=args.runs)
+    found = views.status(settings, runs=args.runs)
     if args.json:
         print(json.dumps(asdict(found), indent=2))
         return EXIT_OK
@@ -219,7 +222,7 @@ def _yes(flag: bool) -> str:
 
 
 def cmd_history(settings: config.Settings, args: argparse.Namespace) -> int:
-    found = inspect.history(settings, args.reference)
+    found = views.history(settings, args.reference)
     if args.json:
         print(json.dumps([asdict(item) for item in found], indent=2, default=str))
         return EXIT_OK

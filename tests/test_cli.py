@@ -4,6 +4,8 @@ README documents."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -197,3 +199,28 @@ def test_status_before_the_first_sync_says_so(settings, capsys, tmp_path):
 
     assert "does not exist yet: run 'bridge sync'" in capsys.readouterr().out
     assert not (tmp_path / "bridge.db").exists()
+
+
+def test_sync_on_a_terminal_shows_entries_read_per_source(settings):
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "bridge", "--config", settings.origin, "sync"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal,
+                              text=True, timeout=60)
+        os.close(terminal)
+        shown = b""
+        while chunk := _read_available(controller):
+            shown += chunk
+    finally:
+        os.close(controller)
+
+    assert done.returncode == EXIT_OK
+    assert b"reading  people: " in shown  # drawn on stderr, the terminal ...
+    assert SUMMARY.fullmatch(done.stdout.strip())  # ... while stdout keeps one summary line
+
+
+def _read_available(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other side is closed and drained
+        return b""

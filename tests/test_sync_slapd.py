@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import time
 import uuid
 
 import ldap3
 import pytest
 
 from bridge import sync
-from bridge.errors import DirectoryError, DirectorySearchError, SyncAborted
+from bridge.errors import DirectoryError, DirectorySearchError, DirectoryTimeout, SyncAborted
 from bridge.mapper import principal_id
 from bridge.model import PrincipalType
 from bridge.store import Store
@@ -399,3 +401,19 @@ def test_member_uid_matches_the_login_without_regard_to_case(slapd, settings):
     with store_of(settings) as store:
         found = by_dn(store)
     assert found[ldif.person_dn("user001")].id in found[ldif.group_dn("posix")].members
+
+
+def test_a_server_that_stops_answering_times_out_and_deletes_nothing(slapd, make_settings):
+    settings = make_settings(slapd, directory={"response_timeout": "1s"})
+    sync.run(settings)
+    slapd.process.send_signal(signal.SIGSTOP)  # the socket accepts, nothing answers
+    try:
+        started = time.monotonic()
+        with pytest.raises(DirectoryTimeout, match="no answer within the response timeout"):
+            sync.run(settings)
+        assert time.monotonic() - started < 10
+    finally:
+        slapd.process.send_signal(signal.SIGCONT)
+    with store_of(settings) as store:
+        assert store.runs()[0].outcome == "failed"
+        assert len(store.principals()) == sum(ldif.STANDARD_COUNTS.values())
