@@ -32,10 +32,11 @@ class CheckReport:
     bind: str
     tls: str
     sources: list[SourceCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # not tied to one source
 
     @property
     def ok(self) -> bool:
-        return not any(source.problem for source in self.sources)
+        return not self.problems and not any(source.problem for source in self.sources)
 
 
 def check(settings: Settings) -> CheckReport:
@@ -48,6 +49,8 @@ def check(settings: Settings) -> CheckReport:
             flavor_source="detected" if directory_settings.flavor == "auto" else "configured",
             id_attribute=directory_settings.id_attribute or flavor.id_attribute,
             bind=directory_settings.bind_dn or "anonymous", tls=_tls_mode(directory.url, directory_settings))
+        if not settings.sources:
+            report.problems.append("no sources configured: add at least one [sources.NAME] table")
         for source in settings.sources:
             smap = source_map(source, flavor, directory_settings.id_attribute)
             result = SourceCheck(smap.name, smap.type.value, smap.base, smap.filter, smap.attributes())

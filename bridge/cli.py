@@ -119,7 +119,7 @@ def cmd_sync(settings: config.Settings, args: argparse.Namespace) -> int:
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
         report = sync.run(settings, plan_only=args.plan, force=args.force, full=args.full,
-                          progress=progress)
+                          progress=progress, samples=args.show)
     finally:
         if progress:
             progress.clear()
@@ -205,6 +205,8 @@ def cmd_check_config(settings: config.Settings, args: argparse.Namespace) -> int
           f"syncrepl: {_yes(server.supports_syncrepl)}, DirSync: {_yes(server.supports_dirsync)}")
     print(f"flavor      {report.flavor} ({report.flavor_source}), identifier {report.id_attribute}")
     print(f"will use    full reads with paged results, {settings.directory.page_size} entries per page")
+    for problem in report.problems:
+        print(f"PROBLEM     {problem}")
     for source in report.sources:
         verdict = f"PROBLEM: {source.problem}" if source.problem else \
             source.note or f"ok, e.g. {source.sample_dn}"

@@ -72,13 +72,16 @@ DIRECTORY = Section("directory", "How to reach and bind to the LDAP server.", (
            "system trust store.", example="/etc/ssl/certs/ldap-ca.pem"),
     Option("tls_insecure_skip_verify", False, c.boolean,
            "INSECURE: accept any server certificate. Only for a throw-away test directory."),
-    Option("connect_timeout", "10s", c.duration, "Give up connecting to one URL after this."),
-    Option("response_timeout", "60s", c.duration,
-           "Give up when the server does not answer an operation within this."),
+    Option("connect_timeout", "10s", c.positive_duration,
+           "Give up connecting to one URL after this (whole seconds, rounded up)."),
+    Option("response_timeout", "60s", c.positive_duration,
+           "Give up when the server does not answer an operation within this (whole seconds, "
+           "rounded up)."),
     Option("page_size", 500, c.integer(1),
            "Entries per page of the simple paged results control (RFC 2696)."),
     Option("time_limit", "0s", c.duration,
-           "Server-side time limit asked for each search; 0 asks for none."),
+           "Server-side time limit asked for each search (whole seconds, rounded up); 0 asks "
+           "for none."),
     Option("id_attribute", "", c.optional_attribute,
            "Immutable identifier attribute; empty uses the flavor's (entryUUID, objectGUID).",
            example="entryUUID"),
@@ -88,9 +91,9 @@ SYNC = Section("sync", "The safety valve of each run.", (
     Option("max_delete_ratio", 0.2, c.ratio,
            "Abort (unless --force) when a run would destroy more than this share of a "
            "source's principals."),
-    Option("max_delete_ratio_grace", 5, c.integer(0),
+    Option("max_delete_ratio_grace", 0, c.integer(0),
            "A run may always destroy this many principals of a source, whatever the "
-           "ratio, so that a small source can lose an entry."),
+           "ratio (e.g. 1, so that a source of four rooms can lose one without --force)."),
     Option("max_delete_count", 0, c.integer(0),
            "Abort (unless --force) when a run would destroy more than this many "
            "principals of one source; 0 means no count limit."),

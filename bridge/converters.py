@@ -77,6 +77,13 @@ def duration(value: Any) -> float:
     raise ValueError('expected a duration such as "30s", "15m", "2h" or "30d"')
 
 
+def positive_duration(value: Any) -> float:
+    seconds = duration(value)
+    if seconds <= 0:
+        raise ValueError("must be longer than 0s")
+    return seconds
+
+
 def choice(*allowed: str) -> Converter:
     def convert(value: Any) -> str:
         if value not in allowed:
@@ -127,9 +134,11 @@ def ldap_url(value: Any) -> str:
     if parts.scheme.lower() not in ("ldap", "ldaps"):
         raise ValueError("expected an ldap:// or ldaps:// URL")
     try:
-        _ = parts.port  # parsing the port is the check
+        port = parts.port
     except ValueError:
-        raise ValueError("the port is not a number between 0 and 65535") from None
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("the port is not a number between 1 and 65535")
     if not parts.hostname:
         raise ValueError("the URL names no host")
     if parts.path not in ("", "/") or parts.query:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from bridge.config import Values
 from bridge.dn import InvalidDN, dn_key, leaf_rdn, strip_optional_uid
@@ -25,19 +25,27 @@ BINARY_ATTRIBUTES = frozenset({"objectguid", "objectsid", "msexchmailboxguid", "
 
 
 @dataclass(frozen=True)
-class Flavor:
-    """The defaults of one server family; every source may override the attribute lists."""
+class AttributeMap:
+    """Where each principal field comes from: attribute lists, the first present wins.
+    The field names are the [sources.NAME] option names."""
 
-    name: str
-    id_attribute: str
     name_attributes: tuple[str, ...]
     email_attributes: tuple[str, ...]
     description_attributes: tuple[str, ...]
     login_attributes: tuple[str, ...]
     time_zone_attributes: tuple[str, ...]
     member_attributes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Flavor(AttributeMap):
+    """The defaults of one server family; every source may override the attribute lists."""
+
+    name: str
+    id_attribute: str
     filters: Mapping[PrincipalType, str]
-    locked_attributes: tuple[str, ...] = ()  # present with any value = account locked
+    #: attribute → the value that means "locked by an administrator"
+    locks: Mapping[str, str] = field(default_factory=dict)
 
 
 _OPENLDAP = Flavor(
@@ -53,7 +61,10 @@ _OPENLDAP = Flavor(
         PrincipalType.RESOURCE: "(objectClass=device)",
         PrincipalType.OTHER: "(objectClass=*)",
     },
-    locked_attributes=("pwdAccountLockedTime",),  # ppolicy overlay
+    # ppolicy: 000001010000Z is the administrative lock. Any other value is a lockout after
+    # failed binds that expires on its own (pwdLockoutDuration) and is lifted by the next
+    # good bind; flagging it would let anyone hide a colleague by mistyping their password.
+    locks={"pwdAccountLockedTime": "000001010000Z"},
 )
 
 FLAVORS: dict[str, Flavor] = {
@@ -74,7 +85,7 @@ def flavor_for(configured: str, detected: str) -> Flavor:
 
 
 @dataclass(frozen=True)
-class SourceMap:
+class SourceMap(AttributeMap):
     """One source's search and attribute map, with flavor defaults filled in."""
 
     name: str
@@ -84,19 +95,13 @@ class SourceMap:
     filter: str
     disabled_filter: str
     id_attribute: str
-    name_attributes: tuple[str, ...]
-    email_attributes: tuple[str, ...]
-    description_attributes: tuple[str, ...]
-    login_attributes: tuple[str, ...]
-    time_zone_attributes: tuple[str, ...]
-    member_attributes: tuple[str, ...]
-    locked_attributes: tuple[str, ...] = field(default=())
+    locks: Mapping[str, str] = field(default_factory=dict)
 
     def attributes(self) -> tuple[str, ...]:
         """Exactly the attributes the map reads, plus the identifier."""
         wanted = [self.id_attribute, *self.name_attributes, *self.email_attributes,
                   *self.description_attributes, *self.login_attributes,
-                  *self.time_zone_attributes, *self.locked_attributes]
+                  *self.time_zone_attributes, *self.locks]
         if self.type is PrincipalType.GROUP:
             wanted += self.member_attributes
         return tuple(dict.fromkeys(wanted))  # de-duplicated, order kept
@@ -117,15 +122,10 @@ def source_map(source: Values, flavor: Flavor, id_attribute: str = "") -> Source
         return tuple(configured) if configured is not None else getattr(flavor, option)
 
     return SourceMap(
+        **{f.name: pick(f.name) for f in fields(AttributeMap)},
         name=source.name, type=kind, base=source.base, scope=source.scope,
         filter=source.filter or flavor.filters[kind], disabled_filter=source.disabled_filter,
-        id_attribute=id_attribute or flavor.id_attribute,
-        name_attributes=pick("name_attributes"), email_attributes=pick("email_attributes"),
-        description_attributes=pick("description_attributes"),
-        login_attributes=pick("login_attributes"),
-        time_zone_attributes=pick("time_zone_attributes"),
-        member_attributes=pick("member_attributes"),
-        locked_attributes=flavor.locked_attributes)
+        id_attribute=id_attribute or flavor.id_attribute, locks=flavor.locks)
 
 
 @dataclass(frozen=True)
@@ -175,10 +175,14 @@ def map_entry(entry: RawEntry, smap: SourceMap,
         email=_checked(entry, smap.email_attributes, is_addr_spec, "email", warnings),
         time_zone=_checked(entry, smap.time_zone_attributes, is_time_zone, "timeZone", warnings),
         login=_first(entry, smap.login_attributes),
-        disabled=pid in disabled_ids or any(entry.values(a) for a in smap.locked_attributes))
+        disabled=pid in disabled_ids or _locked(entry, smap.locks))
     refs = _member_refs(entry, smap.member_attributes, warnings) \
         if smap.type is PrincipalType.GROUP else ()
     return MappedEntry(principal, refs, tuple(warnings))
+
+
+def _locked(entry: RawEntry, locks: Mapping[str, str]) -> bool:
+    return any(value in entry.values(attribute) for attribute, value in locks.items())
 
 
 def _texts(entry: RawEntry, attribute: str) -> list[str]:
@@ -223,7 +227,7 @@ def _member_refs(entry: RawEntry, attributes: tuple[str, ...],
         login_valued = attribute.lower() in LOGIN_VALUED_MEMBERS
         for value in _texts(entry, attribute):
             if login_valued:
-                refs[MemberRef("login", value)] = None
+                refs[MemberRef("login", value.casefold())] = None  # uid is case-insensitive
                 continue
             try:
                 refs[MemberRef("dn", dn_key(strip_optional_uid(value)))] = None

@@ -19,7 +19,6 @@ from bridge.directory import Directory, ServerInfo, open_directory
 from bridge.errors import BridgeError, ConfigError, StoreError, SyncAborted
 from bridge.mapper import Skipped, SourceMap, flavor_for, identifier_uuid, map_entry, principal_id, source_map
 from bridge.store import Plan, Resolution, Snapshot, Store
-from bridge.store.snapshot import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +61,12 @@ class SyncReport:
 
 
 def run(settings: Settings, *, plan_only: bool = False, force: bool = False, full: bool = False,
-        progress: Progress | None = None) -> SyncReport:
+        progress: Progress | None = None, samples: int = 10) -> SyncReport:
     """One run. Raises SyncAborted when the valve refuses, DirectoryError or StoreError on
     failure; either way nothing was written but a run record for `bridge status`.
 
     ``full`` asks for a complete re-read; every run is one until incremental readers exist.
+    ``samples``: how many changes of each kind the plan lists.
     """
     del full  # every run reads everything for now
     if not settings.sources:
@@ -76,7 +76,7 @@ def run(settings: Settings, *, plan_only: bool = False, force: bool = False, ful
     with Store.open(settings.store.path, readonly=plan_only) as store, \
             (nullcontext() if plan_only else store.run_lock()):
         try:
-            _run(settings, store, report, plan_only, force, progress, started)
+            _run(settings, store, report, plan_only, force, progress, started, samples)
         except BridgeError as exc:
             report.duration = time.time() - started
             if not plan_only:
@@ -87,7 +87,7 @@ def run(settings: Settings, *, plan_only: bool = False, force: bool = False, ful
 
 
 def _run(settings: Settings, store: Store, report: SyncReport, plan_only: bool, force: bool,
-         progress: Progress | None, started: float) -> None:
+         progress: Progress | None, started: float, samples: int) -> None:
     with store.snapshot() as snapshot:
         with open_directory(settings.directory) as directory:
             report.server = directory.info
@@ -103,16 +103,15 @@ def _run(settings: Settings, store: Store, report: SyncReport, plan_only: bool, 
             check_safety(plan, configured, settings.sync, force)
 
         if plan_only:
-            report.plan = snapshot.plan()
+            report.plan = snapshot.plan(samples)
             try:
                 valve(report.plan)
             except SyncAborted as refusal:
                 report.would_abort = refusal.reason
             report.state = "(no store yet)" if store.ephemeral else store.state()
         else:
-            retention = settings.store.history_retention
             applied = snapshot.apply(valve, _run_fields(report, started),
-                                     prune_before=utc_now(time.time() - retention))
+                                     retention=settings.store.history_retention, samples=samples)
             report.plan = applied.plan
             report.state = store.state()
     plan = report.plan
@@ -192,6 +191,9 @@ def _tally(report: SyncReport) -> None:
     if report.resolution.unresolved_members:
         log.info("%d member values name no principal of any source",
                  report.resolution.unresolved_members)
+    if report.resolution.ambiguous_members:
+        log.warning("%d memberUid values match the login of several people; each resolves to "
+                    "the first id", report.resolution.ambiguous_members)
 
 
 def _run_fields(report: SyncReport, started: float) -> dict:
@@ -200,6 +202,7 @@ def _run_fields(report: SyncReport, started: float) -> dict:
               "sources": {name: vars(counts) for name, counts in report.sources.items()}}
     if report.resolution:
         detail["unresolved_members"] = report.resolution.unresolved_members
+        detail["ambiguous_members"] = report.resolution.ambiguous_members
         detail["duplicates"] = len(report.resolution.duplicates)
     return {"started": started, "mode": report.mode, "seen": report.seen,
             "skipped": report.skipped, "warnings": report.warnings, "detail": detail}

@@ -78,7 +78,7 @@ def make_settings(tmp_path) -> Callable[..., config.Settings]:
         tables = {
             "directory": {"urls": [server.url], "bind_dn": READER_DN,
                           "bind_password": READER_PASSWORD, "page_size": 5, **(directory or {})},
-            "sync": {"max_delete_ratio_grace": 0, **(sync or {})},
+            "sync": {**(sync or {})},
             "store": {"path": str(tmp_path / "bridge.db"), **(store or {})},
             "sources": standard_sources() if sources is None else sources,
         }

@@ -224,3 +224,11 @@ def _read_available(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # EIO: the other side is closed and drained
         return b""
+
+
+def test_check_config_without_sources_is_a_problem(slapd, make_settings, capsys):
+    settings = make_settings(slapd, sources={})
+
+    assert bridge(settings, "check-config") == EXIT_FAILED
+
+    assert "PROBLEM     no sources configured" in capsys.readouterr().out

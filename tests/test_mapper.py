@@ -212,12 +212,13 @@ def test_absent_optional_fields_are_none():
 
 @pytest.mark.parametrize("attributes, disabled_ids, disabled", [
     ({}, frozenset(), False),
-    ({"pwdAccountLockedTime": "20240101000000Z"}, frozenset(), True),
-    ({"pwdAccountLockedTime": "000001010000Z"}, frozenset(), True),  # permanently locked
+    # a lockout after failed binds expires by itself: not a disabled account
+    ({"pwdAccountLockedTime": "20240101000000Z"}, frozenset(), False),
+    ({"pwdAccountLockedTime": "000001010000Z"}, frozenset(), True),  # locked by an administrator
     ({}, frozenset({PID}), True),
     ({}, frozenset({"p" + "0" * 32}), False),
 ])
-def test_disabled_by_lock_attribute_or_disabled_filter_match(attributes, disabled_ids, disabled):
+def test_disabled_by_administrative_lock_or_disabled_filter_match(attributes, disabled_ids, disabled):
     result = mapped(person(**attributes), disabled_ids=disabled_ids)
     assert result.principal.disabled is disabled
 

@@ -123,6 +123,56 @@ def test_the_change_rows_alone_rebuild_the_current_set(sequence, members):
             assert rebuilt == records(store)
 
 
+def apply_delta(store: Store, changed: list[MappedEntry], deleted: list[str]):
+    with store.snapshot(complete=False) as delta:
+        for entry in changed:
+            delta.add(entry)
+        for principal_id in deleted:
+            delta.delete(principal_id)
+        return delta.apply(lambda plan: None, {"started": time.time(), "mode": "incremental",
+                                               "seen": len(changed), "skipped": 0, "warnings": 0})
+
+
+def change_log(store: Store) -> list[tuple]:
+    return [(row.modseq, row.record_id, row.kind, row.detail) for row in store.change_rows(0)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots, group_members, st.data())
+def test_a_delta_gives_the_same_store_and_history_as_the_complete_snapshot(sequence, members, data):
+    """An incremental reader delivers only changed entries (plus some unchanged ones again)
+    and deletions; the group keeps references to people who come and go. Applying those
+    deltas must give what applying each complete snapshot gives, row for row."""
+    with Store.open(":memory:") as full, Store.open(":memory:") as incremental:
+        previous: dict[str, MappedEntry] = {}
+        for snapshot, group_member_ids in zip(sequence, members, strict=False):
+            current = {entry.principal.id: entry for entry in entries_of(snapshot, group_member_ids)}
+            resent = data.draw(st.sets(st.sampled_from(sorted(current))))
+            changed = [e for pid, e in current.items() if previous.get(pid) != e or pid in resent]
+            deleted = [pid for pid in previous if pid not in current]
+
+            apply(full, list(current.values()))
+            apply_delta(incremental, changed, deleted)
+
+            assert records(incremental) == records(full)
+            assert change_log(incremental) == change_log(full)
+            assert incremental.effective_members(IDS[7]) == full.effective_members(IDS[7])
+            previous = current
+
+
+def test_a_complete_snapshot_takes_no_deletions(store):
+    with store.snapshot() as snapshot, pytest.raises(ValueError, match="absence is deletion"):
+        snapshot.delete(IDS[0])
+
+
+def test_a_delta_deletion_after_an_add_of_the_same_id_wins(store):
+    apply(store, [person(IDS[0]), person(IDS[1])])
+
+    apply_delta(store, [person(IDS[0], "renamed")], [IDS[0]])
+
+    assert store.principal(IDS[0]) is None and store.principal(IDS[1]) is not None
+
+
 # -- snapshots --------------------------------------------------------------------------
 
 
@@ -251,16 +301,21 @@ def test_every_database_gets_its_own_epoch(tmp_path):
         assert a.epoch != b.epoch
 
 
-def test_pruned_history_cannot_answer_changes_from_before_it(store):
-    apply(store, [person(IDS[0])])
-    old = store.modseq()
-    apply(store, [person(IDS[0]), person(IDS[1])], prune_before="9999-01-01T00:00:00Z")
+def test_pruned_history_cannot_answer_changes_from_before_it(tmp_path):
+    path = str(tmp_path / "pruned.db")
+    with Store.open(path) as store:
+        apply(store, [person(IDS[0])])
+        old = store.modseq()
+        with sqlite3.connect(path) as conn:  # make the first run's rows two days old
+            conn.execute("UPDATE changes SET at = '2000-01-01T00:00:00Z'")
 
-    assert store.changes_since(old) is None
-    assert store.changes_since(0) is None
-    assert store.changes_since(store.modseq()).created == ()
-    assert store.pruned_through() == store.modseq()
-    assert store.principal(IDS[1]) is not None
+        apply(store, [person(IDS[0]), person(IDS[1])], retention=86400)
+
+        assert store.pruned_through() == old
+        assert store.changes_since(0) is None
+        assert store.changes_since(old).created == (IDS[1],)  # still complete from there
+        assert [row.kind for row in store.history(IDS[0])] == []
+        assert store.principal(IDS[0]) is not None
 
 
 def test_a_future_state_cannot_be_answered(store):
@@ -313,3 +368,39 @@ def test_only_one_run_may_hold_the_lock(tmp_path):
             pass
         with second.run_lock():
             pass
+
+
+def _open_and_close(path: str, ready) -> str:
+    ready.wait()
+    try:
+        Store.open(path).close()
+    except StoreError as exc:
+        return str(exc)
+    return ""
+
+
+def test_processes_creating_the_same_new_store_at_once_all_succeed(tmp_path):
+    """`serve` and a cron `bridge sync` may both be the first to open a new database."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        path = str(tmp_path / f"race{attempt}.db")
+        with context.Manager() as manager:
+            ready = manager.Event()
+            with context.Pool(4) as pool:
+                pending = [pool.apply_async(_open_and_close, (path, ready)) for _ in range(4)]
+                ready.set()
+                assert [p.get(timeout=60) for p in pending] == [""] * 4
+        with Store.open(path) as store:
+            assert store.runs() == []
+
+
+def test_read_only_commands_open_paths_with_uri_characters(tmp_path):
+    path = tmp_path / "we#ird %25 dir" / "b?.db"
+    with Store.open(str(path)) as store:
+        apply(store, [person(IDS[0])])
+        state = store.state()
+
+    with Store.open(str(path), readonly=True) as store:
+        assert store.state() == state and not store.ephemeral

@@ -417,3 +417,36 @@ def test_a_server_that_stops_answering_times_out_and_deletes_nothing(slapd, make
     with store_of(settings) as store:
         assert store.runs()[0].outcome == "failed"
         assert len(store.principals()) == sum(ldif.STANDARD_COUNTS.values())
+
+
+def test_a_lockout_after_failed_binds_does_not_disable_the_account(slapd, settings):
+    slapd.admin().modify(ldif.person_dn("erin"),
+                         {"pwdAccountLockedTime": [(ldap3.MODIFY_ADD, ["20261122010203Z"])]})
+
+    sync.run(settings)
+
+    with store_of(settings) as store:
+        assert not by_dn(store)[ldif.person_dn("erin")].disabled
+
+
+def test_a_referral_inside_a_source_is_an_error_not_a_missing_branch(slapd, settings):
+    sync.run(settings)
+    with store_of(settings) as store:
+        before = store.principals()
+    slapd.admin().add(f"ou=branch,{ldif.PEOPLE}", ["referral", "extensibleObject"],
+                      {"ou": "branch", "ref": f"ldap://ldap.branch.example/ou=branch,{ldif.PEOPLE}"})
+
+    with pytest.raises(DirectorySearchError, match="refers part of this subtree to ldap://ldap.branch"):
+        sync.run(settings)
+
+    with store_of(settings) as store:
+        assert store.principals() == before
+
+
+def test_the_default_valve_refuses_losing_one_of_two_rooms(slapd, make_settings):
+    settings = make_settings(slapd, sync={})  # every [sync] option at its default
+    sync.run(settings)
+    slapd.admin().delete(f"cn=Boardroom,{ldif.ROOMS}")
+
+    with pytest.raises(SyncAborted, match=r"1 of 2 principals \(50%\)"):
+        sync.run(settings)

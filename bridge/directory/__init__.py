@@ -28,13 +28,7 @@ class Directory:
 
     def __init__(self, settings: Values) -> None:
         self._settings = settings
-        self._connection, self.url = connect(settings)
-        try:
-            self.info: ServerInfo = server_info(
-                self.url, read_entry(self._connection, self.url, "", ROOT_DSE_ATTRIBUTES))
-        except BaseException:
-            disconnect(self._connection)
-            raise
+        self._connection, self.url, self.info = connect(settings, _probe)
         log.info("connected to %s (%s, flavor %s)", self.url, self.info.vendor, self.info.flavor)
 
     def read(self, query: SearchQuery, limit: int = 0) -> Iterator[RawEntry]:
@@ -50,6 +44,10 @@ class Directory:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _probe(connection, url: str) -> ServerInfo:
+    return server_info(url, read_entry(connection, url, "", ROOT_DSE_ATTRIBUTES))
 
 
 def open_directory(settings: Values) -> Directory:

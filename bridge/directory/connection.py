@@ -3,19 +3,20 @@ verification on by default, timeouts, and the translation of every ldap3 excepti
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import ldap3
 from ldap3.core import exceptions as lx
 
 from bridge.config import Values
+from bridge.directory.tls import is_loopback, tls_for
 from bridge.errors import (
     ConfigError,
     DirectoryAuthError,
@@ -27,7 +28,10 @@ from bridge.errors import (
 
 log = logging.getLogger(__name__)
 
+CONFIDENTIALITY_REQUIRED = 13
 INVALID_CREDENTIALS = 49
+SERVER_NOT_READY = frozenset({51, 52, 53})  # busy, unavailable, unwilling to perform
+T = TypeVar("T")
 _LOST = (lx.LDAPSocketReceiveError, lx.LDAPSocketSendError, lx.LDAPSessionTerminatedByServerError,
          lx.LDAPSocketCloseError, lx.LDAPCommunicationError)
 _TLS = (lx.LDAPCertificateError, lx.LDAPStartTLSError, lx.LDAPSSLConfigurationError,
@@ -68,34 +72,36 @@ def _open_error(exc: lx.LDAPSocketOpenError, url: str, doing: str) -> DirectoryE
 
 def _reason(exc: BaseException) -> str:
     """A readable reason from an ldap3 exception, whose text often embeds reprs: lists of
-    (exception, address) tuples, ``"('...',)"`` wrappers, certificate dicts."""
+    (exception, address) tuples and ``"('...',)"`` wrappers."""
     args = exc.args[0] if exc.args else type(exc).__name__
     if isinstance(args, list) and args and isinstance(args[0], tuple):
         return "; ".join(_reason(inner) for inner, _address in args)
-    text = _NOISE.sub("", str(args)).strip().strip("(),'\" ")
-    if "doesn't match any name in" in text:
-        host = re.search(r"any name in \['([^']*)'", text)
-        names = re.findall(r"\('(?:DNS|IP Address)', '([^']+)'\)", text)
-        return (f"the server certificate is not valid for {host.group(1) if host else 'this host'} "
-                f"(it names {', '.join(names) or 'no subjectAltName'})")
-    if "CERTIFICATE_VERIFY_FAILED" in text:
+    text = _NOISE.sub("", str(args)).strip().strip("(),'\" ").rstrip(".")
+    if "mismatch" in text:
+        text += "; connect by a name the certificate lists"
+    elif "CERTIFICATE_VERIFY_FAILED" in text:
         text += "; is ca_file the CA that signed the directory's certificate?"
     return text
 
 
-def connect(settings: Values) -> tuple[ldap3.Connection, str]:
-    """Bind to the first URL that works; returns the connection and its URL."""
-    if settings.bind_dn and not settings.bind_password:
-        raise ConfigError("bind_dn is set but bind_password is empty; a simple bind with an "
-                          "empty password is an unauthenticated bind", section="directory",
-                          option="bind_password")
+def connect(settings: Values, probe: Callable[[ldap3.Connection, str], T]) -> tuple[ldap3.Connection, str, T]:
+    """Bind to the first URL that works and run ``probe`` on it (reading the rootDSE);
+    a server that is down, busy, unreachable or fails the probe makes way for the next.
+    Returns the connection, its URL and what the probe returned."""
+    _check(settings)
     failures: list[DirectoryError] = []
     for url in settings.urls:
+        connection = None
         try:
-            return _connect(url, settings), url
+            connection = _connect(url, settings)
+            return connection, url, probe(connection, url)
         except DirectoryAuthError:
+            if connection is not None:
+                disconnect(connection)
             raise
         except DirectoryError as exc:
+            if connection is not None:
+                disconnect(connection)
             failures.append(exc)
             if len(settings.urls) > 1:
                 log.warning("directory %s unusable: %s", url, exc.message)
@@ -104,15 +110,27 @@ def connect(settings: Values) -> tuple[ldap3.Connection, str]:
     raise DirectoryUnavailable("no directory server usable: " + "; ".join(map(str, failures)))
 
 
+def _check(settings: Values) -> None:
+    if settings.bind_dn and not settings.bind_password:
+        raise ConfigError("bind_dn is set but bind_password is empty; a simple bind with an "
+                          "empty password is an unauthenticated bind", section="directory",
+                          option="bind_password")
+    secure = {url.lower().startswith("ldaps://") or settings.start_tls for url in settings.urls}
+    if len(secure) > 1:
+        raise ConfigError("urls mix ldaps:// and plain ldap://: a certificate failure on one would "
+                          "fall back to unencrypted LDAP; use ldaps:// throughout or set start_tls",
+                          section="directory", option="urls", value=list(settings.urls))
+
+
 def _connect(url: str, settings: Values) -> ldap3.Connection:
     parts = urlsplit(url)
     use_ssl = parts.scheme.lower() == "ldaps"
     host = parts.hostname or ""
     wants_tls = use_ssl or settings.start_tls
-    server = ldap3.Server(host, port=parts.port or (636 if use_ssl else 389), use_ssl=use_ssl,
-                          tls=_tls(settings, host) if wants_tls else None,
+    tls = tls_for(host, settings.ca_file, settings.tls_insecure_skip_verify) if wants_tls else None
+    server = ldap3.Server(host, port=parts.port or (636 if use_ssl else 389), use_ssl=use_ssl, tls=tls,
                           connect_timeout=_whole_seconds(settings.connect_timeout), get_info=ldap3.NONE)
-    if settings.bind_dn and not wants_tls and not _is_loopback(host):
+    if settings.bind_dn and not wants_tls and not is_loopback(host):
         log.warning("binding as %s over unencrypted %s; set start_tls or use ldaps://",
                     settings.bind_dn, url)
     connection = ldap3.Connection(
@@ -137,21 +155,19 @@ def _connect(url: str, settings: Values) -> ldap3.Connection:
     return connection
 
 
-def _tls(settings: Values, host: str) -> ldap3.Tls:
-    insecure = settings.tls_insecure_skip_verify
-    if insecure:
-        log.warning("tls_insecure_skip_verify is set: the directory's certificate is NOT checked")
-    return ldap3.Tls(validate=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED,
-                     ca_certs_file=settings.ca_file or None,
-                     sni=None if _is_ip(host) else host)
-
-
 def _bind_error(result: dict, url: str, bind_dn: str) -> DirectoryError:
-    code = (result or {}).get("result")
-    message = (result or {}).get("message") or (result or {}).get("description") or "refused"
+    """49 and the like are final (another replica would say the same); busy, unavailable
+    and unwilling servers make way for the next URL."""
+    result = result or {}
+    code = result.get("result")
+    message = result.get("message") or result.get("description") or "refused"
     if code == INVALID_CREDENTIALS:
-        who = bind_dn or "anonymous"
-        return DirectoryAuthError(f"bind as {who} refused: invalid credentials", url=url)
+        return DirectoryAuthError(f"bind as {bind_dn or 'anonymous'} refused: invalid credentials", url=url)
+    if code == CONFIDENTIALITY_REQUIRED:
+        return DirectoryAuthError("the server requires TLS to bind: set start_tls = true or use "
+                                  "ldaps://", url=url)
+    if code in SERVER_NOT_READY:
+        return DirectoryUnavailable(f"bind refused: {message} (result {code})", url=url)
     return DirectoryAuthError(f"bind refused: {message} (result {code})", url=url)
 
 
@@ -164,18 +180,6 @@ def disconnect(connection: ldap3.Connection) -> None:
         log.debug("unbind failed", exc_info=True)
 
 
-def _whole_seconds(seconds: float) -> int | None:
-    """ldap3 packs timeouts into socket options as whole seconds; 0 means none."""
-    return max(1, math.ceil(seconds)) if seconds else None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_loopback(host: str) -> bool:
-    return host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
+def _whole_seconds(seconds: float) -> int:
+    """ldap3 packs timeouts into socket options as whole seconds."""
+    return max(1, math.ceil(seconds))

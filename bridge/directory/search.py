@@ -1,13 +1,15 @@
 """Streaming searches with the simple paged results control (RFC 2696).
 
 Pages are fetched one at a time and their entries yielded as RawEntry, so memory holds
-one page, never the whole result. Every result code other than success is an error:
-a size or time limit, a missing base or a refused control means the read is incomplete,
-and an incomplete read must never be taken for a complete one (no silent first page).
+one page, never the whole result. Every result code other than success is an error, and
+so is a continuation reference: a size or time limit, a missing base, a refused control
+or a subtree held by another server means the read is incomplete, and an incomplete read
+must never be taken for a complete one (no silent first page, no missing branch).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import ldap3
@@ -55,7 +57,7 @@ def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
         connection.search(query.base, query.filter, _SCOPES[query.scope],
                           attributes=list(query.attributes), paged_size=size,
                           paged_criticality=True, paged_cookie=cookie,
-                          time_limit=int(time_limit))
+                          time_limit=math.ceil(time_limit))
     result = connection.result or {}
     code = result.get("result")
     if code != 0:
@@ -64,8 +66,15 @@ def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
         raise DirectorySearchError(
             f"search of {query.base} {query.filter}: {hint} (result {code} {detail})".rstrip(),
             url=url, result_code=code or 0, base=query.base)
-    entries = [_raw_entry(item, query.binary) for item in connection.response or ()
-               if item.get("type") == "searchResEntry"]
+    response = connection.response or ()
+    references = [uri for item in response if item.get("type") == "searchResRef"
+                  for uri in item.get("uri") or ()]
+    if references:
+        raise DirectorySearchError(
+            f"search of {query.base}: the server refers part of this subtree to "
+            f"{', '.join(references)}; the read would be incomplete, so it is refused (narrow "
+            "the base, or configure a source on that server)", url=url, base=query.base)
+    entries = [_raw_entry(item, query.binary) for item in response if item.get("type") == "searchResEntry"]
     return result, entries
 
 

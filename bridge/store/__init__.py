@@ -17,10 +17,11 @@ from bridge.errors import StoreError, SyncBusy
 from bridge.model import Principal
 from bridge.store import changes as log
 from bridge.store.changes import ChangeRow, ChangeSet, format_state, parse_state
-from bridge.store.db import connect, sql_errors
+from bridge.store.db import connect, sql_errors, utc_now
 from bridge.store.records import COLUMNS, from_row
 from bridge.store.schema import SCHEMA_VERSION, migrate
-from bridge.store.snapshot import Applied, Plan, Resolution, Sample, Snapshot, SourceDiff, utc_now
+from bridge.store.snapshot import Applied, Plan, Sample, Snapshot, SourceDiff
+from bridge.store.staging import Resolution
 
 __all__ = ["Applied", "ChangeRow", "ChangeSet", "Plan", "Resolution", "RunRecord", "Sample",
            "Snapshot", "SourceDiff", "Store", "parse_state"]
@@ -85,14 +86,14 @@ class Store:
     # -- writing -------------------------------------------------------------------------
 
     @contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """A staging area for one full read; see bridge.store.snapshot."""
-        staged = Snapshot(self._db)
+    def snapshot(self, complete: bool = True) -> Iterator[Snapshot]:
+        """A staging area for one read: a complete one (absence means deletion), or with
+        ``complete=False`` a delta of changed entries and explicit deletions."""
+        staged = Snapshot(self._db, complete)
         try:
             yield staged
         finally:
-            with sql_errors("dropping the staging tables"):
-                staged.close()
+            staged.close()
 
     @contextmanager
     def run_lock(self) -> Iterator[None]:
@@ -117,14 +118,13 @@ class Store:
     def record_run(self, run: dict, outcome: str, reason: str) -> int:
         """Record a run that wrote nothing (aborted or failed), for `bridge status`."""
         with sql_errors("recording the run"):
-            cursor = self._db.execute(
-                "INSERT INTO sync_runs (started_at, finished_at, mode, outcome, reason, seen, "
-                "skipped, warnings, duration, modseq, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [utc_now(run["started"]), utc_now(), run["mode"], outcome, reason,
-                 run.get("seen", 0), run.get("skipped", 0), run.get("warnings", 0),
-                 run.get("duration", 0), log.current_modseq(self._db),
-                 json.dumps(run.get("detail", {}))])
-            return cursor.lastrowid
+            return self._db["sync_runs"].insert({
+                "started_at": utc_now(run["started"]), "finished_at": utc_now(),
+                "mode": run["mode"], "outcome": outcome, "reason": reason,
+                "seen": run.get("seen", 0), "skipped": run.get("skipped", 0),
+                "warnings": run.get("warnings", 0), "duration": run.get("duration", 0),
+                "modseq": log.current_modseq(self._db),
+                "detail": json.dumps(run.get("detail", {}))}).last_pk
 
     # -- reading -------------------------------------------------------------------------
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlite_utils
 
@@ -24,20 +27,41 @@ def sql_errors(doing: str) -> Iterator[None]:
         raise StoreError(f"store: {doing}: {exc}") from exc
 
 
+def utc_now(at: float | None = None) -> str:
+    """The store's timestamps: UTC, whole seconds, ISO 8601 with ``Z``."""
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def connect(path: str, readonly: bool = False) -> sqlite_utils.Database:
     """Open ``path`` (``:memory:`` too) in autocommit mode; transactions are explicit."""
     with sql_errors(f"opening {path}"):
         if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                   check_same_thread=False)
+            # a URI, so that mode=ro applies; as_uri() escapes '#', '%' and '?' in the path
+            uri = Path(path).resolve().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         else:
             _make_parent(path)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly and path != ":memory:":
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         return sqlite_utils.Database(conn)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL; another process creating the same new file at the same moment can
+    make the switch report "locked" without waiting, so retry for the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _make_parent(path: str) -> None:

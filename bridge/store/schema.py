@@ -48,6 +48,10 @@ MIGRATIONS: tuple[str, ...] = (
     -- the highest modseq of each state scope ("Principal"), kept even when rows are pruned
     CREATE TABLE states (scope TEXT PRIMARY KEY, modseq INTEGER NOT NULL);
 
+    -- each group's member references (normalised DN keys, casefolded memberUid logins)
+    CREATE TABLE member_refs (group_id TEXT NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL);
+    CREATE INDEX member_refs_group ON member_refs (group_id);
+
     CREATE TABLE effective_members (
         group_id TEXT NOT NULL,
         member_id TEXT NOT NULL,
@@ -88,6 +92,10 @@ def migrate(conn: sqlite3.Connection) -> int:
     for version in range(found, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # another process (serve and cron starting together) may have got here first
+            if conn.execute("PRAGMA user_version").fetchone()[0] > version:
+                conn.execute("COMMIT")
+                continue
             for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
             if version == 0:

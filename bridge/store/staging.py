@@ -1,0 +1,145 @@
+"""The staging area of one run: temporary tables that take mapped entries as they stream in,
+then resolve member references, fill ``members`` / ``member_of`` and hash every record.
+
+A complete read stages every entry. A delta (what an incremental reader delivers: some
+entries and some deletions) is completed from the store before resolving: every stored
+principal the delta neither replaced nor deleted is copied in with its stored member
+references. Either way the diff that follows sees one whole snapshot, so full and
+incremental runs go through the same diff and produce the same store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from bridge.model import RECORD_FIELDS, MappedEntry
+from bridge.store.records import COLUMNS, record_hash, to_row
+
+BATCH = 2000
+_FIELDS = ", ".join(RECORD_FIELDS)
+_STAGE_COLUMNS = (*COLUMNS, "login_key")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    duplicates: tuple[str, ...]  # DNs dropped because an earlier source had the same id
+    unresolved_members: int  # member values that name no principal
+    ambiguous_members: int  # memberUid values that name several individuals (first id wins)
+
+
+def _casefold(text: str | None) -> str | None:
+    """Logins compare like uid does, without regard to case (memberUid → login)."""
+    return text.casefold() if text is not None else None
+
+
+class Staging:
+    """Temporary tables on the store's connection; ``close()`` drops them."""
+
+    def __init__(self, db: sqlite_utils.Database, complete: bool) -> None:
+        self._db = db
+        self.complete = complete
+        self._rows: list[tuple] = []
+        self._refs: list[tuple] = []
+        self._deleted: list[tuple] = []
+        self._seq = 0
+        self.close()
+        db.execute(f"CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, {', '.join(_STAGE_COLUMNS)}, "
+                   "hash TEXT)")
+        db.execute("CREATE TEMP TABLE stage_refs (seq INTEGER, kind TEXT, ref TEXT)")
+        db.execute("CREATE TEMP TABLE stage_deleted (seq INTEGER, id TEXT)")
+        db.conn.create_function("record_hash", len(RECORD_FIELDS), record_hash, deterministic=True)
+        db.conn.create_function("casefold", 1, _casefold, deterministic=True)
+
+    def add(self, mapped: MappedEntry) -> None:
+        self._seq += 1
+        row = to_row(mapped.principal)
+        self._rows.append((self._seq, *(row[c] for c in COLUMNS), _casefold(row["login"])))
+        self._refs.extend((self._seq, ref.kind, ref.value) for ref in mapped.member_refs)
+        if len(self._rows) >= BATCH:
+            self.flush()
+
+    def delete(self, principal_id: str) -> None:
+        """A deletion reported by an incremental reader (only in a delta)."""
+        if self.complete:
+            raise ValueError("a complete snapshot has no deletions; absence is deletion")
+        self._seq += 1
+        self._deleted.append((self._seq, principal_id))
+
+    def flush(self) -> None:
+        marks = ", ".join("?" * (len(_STAGE_COLUMNS) + 1))
+        self._db.conn.executemany(f"INSERT INTO temp.stage (seq, {', '.join(_STAGE_COLUMNS)}) "
+                                  f"VALUES ({marks})", self._rows)
+        self._db.conn.executemany("INSERT INTO temp.stage_refs VALUES (?, ?, ?)", self._refs)
+        self._db.conn.executemany("INSERT INTO temp.stage_deleted VALUES (?, ?)", self._deleted)
+        self._rows.clear()
+        self._refs.clear()
+        self._deleted.clear()
+
+    def resolve(self) -> Resolution:
+        self.flush()
+        db = self._db
+        duplicates = tuple(row[0] for row in db.execute(
+            "SELECT dn FROM temp.stage WHERE seq NOT IN (SELECT min(seq) FROM temp.stage GROUP BY id) "
+            "ORDER BY seq").fetchall())
+        if duplicates:
+            db.execute("DELETE FROM temp.stage WHERE seq NOT IN "
+                       "(SELECT min(seq) FROM temp.stage GROUP BY id)")
+        if not self.complete:
+            self._complete_from_store()
+        db.execute("CREATE UNIQUE INDEX temp.stage_id ON stage (id)")
+        db.execute("CREATE INDEX temp.stage_dn_key ON stage (dn_key)")
+        db.execute("CREATE INDEX temp.stage_login ON stage (login_key, id) WHERE type = 'individual'")
+        db.execute("CREATE INDEX temp.stage_refs_seq ON stage_refs (seq)")
+        self._resolve_edges()
+        unresolved, ambiguous = db.execute(
+            """SELECT count(*) FILTER (WHERE matches = 0), count(*) FILTER (WHERE matches > 1) FROM (
+                 SELECT CASE r.kind
+                   WHEN 'dn' THEN (SELECT count(*) FROM temp.stage m WHERE m.dn_key = r.ref)
+                   ELSE (SELECT count(*) FROM temp.stage m
+                         WHERE m.type = 'individual' AND m.login_key = r.ref) END AS matches
+                 FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq)""").fetchone()
+        db.execute("""UPDATE temp.stage SET
+            members = (SELECT json_group_array(member_id) FROM
+                (SELECT member_id FROM temp.stage_edges e WHERE e.group_id = stage.id ORDER BY member_id)),
+            member_of = (SELECT json_group_array(group_id) FROM
+                (SELECT group_id FROM temp.stage_edges e WHERE e.member_id = stage.id ORDER BY group_id))""")
+        db.execute(f"UPDATE temp.stage SET hash = record_hash({_FIELDS})")
+        return Resolution(duplicates, unresolved, ambiguous)
+
+    def _complete_from_store(self) -> None:
+        """Turn a delta into a whole snapshot: drop staged entries a later deletion removed,
+        then copy in every stored principal the delta did not touch, with its references."""
+        db = self._db
+        db.execute("DELETE FROM temp.stage WHERE EXISTS (SELECT 1 FROM temp.stage_deleted d "
+                   "WHERE d.id = stage.id AND d.seq > stage.seq)")
+        last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM temp.stage").fetchone()[0]
+        db.execute(f"""INSERT INTO temp.stage ({', '.join(_STAGE_COLUMNS)})
+            SELECT {', '.join('p.' + c for c in COLUMNS)}, casefold(p.login) FROM principals p
+            WHERE p.id NOT IN (SELECT id FROM temp.stage)
+              AND p.id NOT IN (SELECT d.id FROM temp.stage_deleted d)""")
+        db.execute("""INSERT INTO temp.stage_refs (seq, kind, ref)
+            SELECT s.seq, r.kind, r.ref FROM member_refs r JOIN temp.stage s ON s.id = r.group_id
+            WHERE s.seq > ?""", [last_seq])
+
+    def _resolve_edges(self) -> None:
+        """Direct memberships as (group, member) ids: DN references by DN key, memberUid by
+        the login of an individual (case-insensitively, the first id if several match)."""
+        self._db.execute("""CREATE TEMP TABLE stage_edges AS
+            SELECT DISTINCT g.id AS group_id, m.id AS member_id
+            FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq
+            JOIN temp.stage m ON r.kind = 'dn' AND m.dn_key = r.ref
+            WHERE g.id != m.id
+            UNION
+            SELECT g.id, (SELECT min(m.id) FROM temp.stage m
+                          WHERE m.type = 'individual' AND m.login_key = r.ref)
+            FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq
+            WHERE r.kind = 'login' AND EXISTS (SELECT 1 FROM temp.stage m WHERE
+                m.type = 'individual' AND m.login_key = r.ref AND m.id != g.id)""")
+        self._db.execute("CREATE INDEX temp.stage_edges_group ON stage_edges (group_id, member_id)")
+        self._db.execute("CREATE INDEX temp.stage_edges_member ON stage_edges (member_id, group_id)")
+
+    def close(self) -> None:
+        for table in ("stage", "stage_refs", "stage_deleted", "stage_edges"):
+            self._db.execute(f"DROP TABLE IF EXISTS temp.{table}")
