@@ -165,10 +165,12 @@ def cmd_status(settings: config.Settings, args: argparse.Namespace) -> int:
     counts = ", ".join(f"{c['total']} {kind}" + (f" ({c['disabled']} disabled)" if c["disabled"] else "")
                        for kind, c in found.counts.items()) or "none"
     print(f"principals  {counts}")
+    stale = (f" — STALE: none within two intervals ({_span(2 * settings.schedule.interval)})"
+             if found.stale else "")
     if found.last_ok:
-        print(f"last sync   ok at {found.last_ok.finished_at}, {_ago(found.last_ok_age)}")
+        print(f"last sync   ok at {found.last_ok.finished_at}, {_ago(found.last_ok_age)}{stale}")
     else:
-        print("last sync   never succeeded")
+        print(f"last sync   never succeeded{stale}")
     if found.runs and found.runs[0].outcome != "ok":
         latest = found.runs[0]
         print(f"LATEST RUN  {latest.outcome.upper()} at {latest.finished_at}: {latest.reason}")
@@ -183,12 +185,14 @@ def cmd_status(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
+    return "never" if seconds is None else f"{_span(seconds)} ago"
+
+
+def _span(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds / size:.1f}{unit} ago"
-    return f"{max(seconds, 0):.0f}s ago"
+            return f"{seconds / size:.1f}{unit}".replace(".0", "")
+    return f"{max(seconds, 0):.0f}s"
 
 
 # -- check-config -----------------------------------------------------------------------

@@ -138,7 +138,19 @@ SOURCE = Section("sources.NAME", "One source per table: a search whose entries b
            example="(employeeType=former)"),
 ))
 
-SECTIONS: tuple[Section, ...] = (DIRECTORY, SYNC, STORE)
+SERVER = Section("server", "The HTTP listener of `bridge serve` (the JMAP API, a later release).", (
+    Option("listen", "127.0.0.1:8080", c.host_port, "Address and port to listen on."),
+    Option("public_url", "http://127.0.0.1:8080", c.http_url,
+           "The URL clients reach the bridge at; session URLs are built from it."),
+))
+
+SCHEDULE = Section("schedule", "When the sync runs inside `bridge serve`.", (
+    Option("interval", "15m", c.positive_duration,
+           "Time between sync runs; `bridge status` calls the data stale after two intervals "
+           "without a successful run."),
+))
+
+SECTIONS: tuple[Section, ...] = (DIRECTORY, SYNC, STORE, SERVER, SCHEDULE)
 
 
 class Values(Mapping):
@@ -178,6 +190,8 @@ class Settings:
     directory: Values
     sync: Values
     store: Values
+    server: Values
+    schedule: Values
     sources: tuple[Values, ...]
     origin: str  # the file the settings came from, or "" when only the environment
 

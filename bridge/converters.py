@@ -146,6 +146,25 @@ def ldap_url(value: Any) -> str:
     return url
 
 
+def host_port(value: Any) -> str:
+    """``host:port`` (``[::1]:8080`` for IPv6) to listen on."""
+    address = text(value).strip()
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError('expected host:port, e.g. "127.0.0.1:8080" or "[::]:8443"')
+    return address
+
+
+def http_url(value: Any) -> str:
+    url = text(value).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("the URL may not have a query or fragment")
+    return url
+
+
 def ldap_filter(value: Any) -> str:
     """An RFC 4515 filter: parenthesised, balanced; the server checks the rest."""
     filt = text(value).strip()

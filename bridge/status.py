@@ -30,16 +30,18 @@ class Status:
     runs: list[RunRecord]
     last_ok: RunRecord | None
     last_ok_age: float | None  # seconds since the last successful run finished
+    stale: bool  # no successful run within two schedule intervals
 
 
 def status(settings: Settings, runs: int = 10) -> Status:
     with Store.open(settings.store.path, readonly=True) as store:
         last_ok = store.last_successful_run()
+        age = _age(last_ok.finished_at) if last_ok else None
         return Status(path=settings.store.path, exists=not store.ephemeral, epoch=store.epoch,
                       state=store.state(),
                       modseq=store.modseq(), pruned_through=store.pruned_through(),
                       counts=store.counts(), runs=store.runs(runs), last_ok=last_ok,
-                      last_ok_age=_age(last_ok.finished_at) if last_ok else None)
+                      last_ok_age=age, stale=age is None or age > 2 * settings.schedule.interval)
 
 
 def _age(timestamp: str) -> float:

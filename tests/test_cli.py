@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -232,3 +233,18 @@ def test_check_config_without_sources_is_a_problem(slapd, make_settings, capsys)
     assert bridge(settings, "check-config") == EXIT_FAILED
 
     assert "PROBLEM     no sources configured" in capsys.readouterr().out
+
+
+def test_status_flags_stale_data_after_two_schedule_intervals(slapd, make_settings, capsys):
+    settings = make_settings(slapd)
+    bridge(settings, "sync")
+    capsys.readouterr()
+    bridge(settings, "status")
+    assert "STALE" not in capsys.readouterr().out  # just synced; the interval is 15m
+
+    with sqlite3.connect(settings.store.path) as conn:
+        conn.execute("UPDATE sync_runs SET finished_at = '2026-01-01T00:00:00Z'")
+    bridge(settings, "status")
+
+    assert re.search(r"^last sync\s+ok at 2026-01-01T00:00:00Z, .* ago — STALE: none within two "
+                     r"intervals \(30m\)$", capsys.readouterr().out, re.M)

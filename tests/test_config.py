@@ -409,3 +409,58 @@ def test_ldap_filter_accepts_a_balanced_filter(filt):
 def test_ldap_filter_refuses(filt):
     with pytest.raises(ValueError):
         c.ldap_filter(filt)
+
+
+DESIGN_CONTRACT_EXAMPLE = '''
+[directory]
+urls = ["ldap://127.0.0.1:389"]      # tried in order; ldaps:// or start_tls for TLS
+bind_dn = "cn=admin,dc=example,dc=org"
+bind_password = "secret"             # or bind_password_file = "/run/secrets/ldap"
+flavor = "auto"                      # auto | openldap | ad | generic
+
+[sources.people]                     # any number of sources, each one principal type
+type = "individual"                  # individual | group | location | resource | other
+base = "ou=people,dc=example,dc=org"
+filter = "(objectClass=inetOrgPerson)"
+
+[sources.groups]
+type = "group"
+base = "ou=groups,dc=example,dc=org"
+filter = "(objectClass=groupOfNames)"
+
+[sources.rooms]
+type = "location"
+base = "ou=rooms,dc=example,dc=org"
+filter = "(objectClass=room)"
+
+[store]
+path = "var/bridge.db"
+
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
+
+[schedule]
+interval = "15m"
+'''
+
+
+def test_the_design_contract_example_loads_unchanged(tmp_path):
+    path = tmp_path / "contract.toml"
+    path.write_text(DESIGN_CONTRACT_EXAMPLE)
+
+    settings = load(str(path), environ={})
+
+    assert [s.name for s in settings.sources] == ["people", "groups", "rooms"]
+    assert settings.server.listen == "127.0.0.1:8080"
+    assert settings.server.public_url == "http://127.0.0.1:8080"
+    assert settings.schedule.interval == 900.0
+
+
+@pytest.mark.parametrize("option, value", [
+    ("listen", "8080"), ("listen", "host:99999"), ("public_url", "ftp://x"),
+    ("public_url", "http://x/?a=b"),
+])
+def test_server_options_are_checked(option, value):
+    with pytest.raises(ConfigError, match=rf"\[server\] {option} = "):
+        load(None, environ={f"BRIDGE_SERVER__{option.upper()}": value})
