@@ -15,16 +15,20 @@ from dataclasses import dataclass
 
 from bridge.errors import StoreError, SyncBusy
 from bridge.model import Principal
+from bridge.query import Filter, SortKey
 from bridge.store import changes as log
+from bridge.store import reconstruct, view
 from bridge.store.changes import ChangeRow, ChangeSet, format_state, parse_state
-from bridge.store.db import connect, sql_errors, utc_now
+from bridge.store.db import connect, sql_errors, utc_now, write_transaction
+from bridge.store.edits import apply_edit
+from bridge.store.reconstruct import Window
 from bridge.store.records import COLUMNS, from_row
 from bridge.store.schema import SCHEMA_VERSION, migrate
 from bridge.store.snapshot import Applied, Plan, Sample, Snapshot, SourceDiff
 from bridge.store.staging import Resolution
 
 __all__ = ["Applied", "ChangeRow", "ChangeSet", "Plan", "Resolution", "RunRecord", "Sample",
-           "Snapshot", "SourceDiff", "Store", "parse_state"]
+           "Snapshot", "SourceDiff", "Store", "Window", "parse_state"]
 
 
 @dataclass(frozen=True)
@@ -199,3 +203,99 @@ class Store:
                 f"destroyed, skipped, warnings, duration, modseq, detail FROM sync_runs {where} "
                 "ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
         return [RunRecord(*row[:-1], detail=json.loads(row[-1])) for row in rows]
+
+    # -- what clients see ------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One consistent snapshot for several reads (a WAL read transaction): a sync that
+        commits meanwhile is not seen half-way."""
+        with sql_errors("starting a read"):
+            self._db.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            with sql_errors("ending a read"):
+                self._db.conn.execute("COMMIT")
+
+    def views(self, ids: list[str]) -> dict[str, Principal]:
+        """The principals that exist among ``ids``, with their users' edits applied."""
+        own = [c for c in COLUMNS if c not in view.OVERRIDABLE]
+        columns = [f"p.{c}" for c in own] + [f"v.{c}" for c in view.OVERRIDABLE]
+        with sql_errors("reading principals"):
+            rows = self._db.execute(
+                f"SELECT {', '.join(columns)} FROM principals p JOIN principal_view v ON v.id = p.id "
+                "WHERE p.id IN (SELECT value FROM json_each(?))", [json.dumps(ids)]).fetchall()
+        names = [*own, *view.OVERRIDABLE]
+        return {row[0]: from_row(dict(zip(names, row, strict=True))) for row in rows}
+
+    def query(self, condition: Filter | None, keys: tuple[SortKey, ...], include_disabled: bool,
+              offset: int = 0, limit: int | None = None) -> list[str]:
+        """Ids of the principals matching ``condition``, in ``keys`` order (then id)."""
+        with sql_errors("querying principals"):
+            return view.query_ids(self._db, condition, keys, _visible(include_disabled), offset, limit)
+
+    def count(self, condition: Filter | None, include_disabled: bool) -> int:
+        with sql_errors("counting principals"):
+            return view.count(self._db, condition, _visible(include_disabled))
+
+    def window(self, since: int, max_ids: int) -> Window | None:
+        """The stretch of history after ``since`` with at most ``max_ids`` changed ids;
+        None when it cannot be told (pruned, or a state this database never had)."""
+        with sql_errors("reading changes"):
+            current = log.current_modseq(self._db)
+            if since < log.pruned_through(self._db) or since > current:
+                return None
+            return reconstruct.window(self._db, since, current, max_ids)
+
+    def changed_since(self, since: int) -> list[str] | None:
+        """Every id changed after ``since`` (None when that cannot be told)."""
+        with sql_errors("reading changes"):
+            if since < log.pruned_through(self._db) or since > log.current_modseq(self._db):
+                return None
+            return reconstruct.changed_since(self._db, since)
+
+    def states_at(self, ids: list[str], modseq: int) -> dict[str, Principal | None]:
+        """Each principal as clients saw it right after ``modseq`` (None: did not exist)."""
+        with sql_errors("reconstructing principals"):
+            return reconstruct.states_at(self._db, ids, modseq)
+
+    def edit(self, principal_id: str, values: dict[str, str | None], actor: str,
+             remote: str = "") -> bool:
+        """Lay a user's own edits over their principal (a new state, an audit row per
+        field); False when nothing changed."""
+        with sql_errors("saving an edit"), write_transaction(self._db):
+            return apply_edit(self._db, principal_id, values, actor, remote)
+
+    def audit(self, principal_id: str) -> list[dict]:
+        with sql_errors("reading the audit log"):
+            rows = self._db.execute("SELECT at, actor, field, old, new, remote FROM audit_log "
+                                    "WHERE principal_id = ? ORDER BY id", [principal_id]).fetchall()
+        return [dict(zip(("at", "actor", "field", "old", "new", "remote"), row, strict=True))
+                for row in rows]
+
+    def groups_of(self, principal_id: str) -> set[str]:
+        """The groups a principal belongs to, directly or through nesting."""
+        with sql_errors("reading memberships"):
+            rows = self._db.execute("SELECT group_id FROM effective_members WHERE member_id = ?",
+                                    [principal_id]).fetchall()
+        return {row[0] for row in rows}
+
+    def ids_of_dns(self, dn_keys: list[str]) -> set[str]:
+        with sql_errors("looking up DNs"):
+            rows = self._db.execute("SELECT id FROM principals WHERE dn_key IN "
+                                    "(SELECT value FROM json_each(?))", [json.dumps(dn_keys)]).fetchall()
+        return {row[0] for row in rows}
+
+    def ids_of_logins(self, logins: list[str]) -> dict[str, str]:
+        """login (as given) → principal id, for individuals; case-insensitive."""
+        with sql_errors("looking up logins"):
+            rows = self._db.execute(
+                "SELECT j.value, v.id FROM json_each(?) j JOIN principal_view v "
+                "ON casefold(v.login) = casefold(j.value) AND v.type = 'individual'",
+                [json.dumps(logins)]).fetchall()
+        return dict(rows)
+
+
+def _visible(include_disabled: bool) -> str:
+    return "1" if include_disabled else "v.disabled = 0"

@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlite_utils
 
 from bridge.errors import StoreError
+from bridge.query import fold, unicode_casemap
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -44,10 +45,21 @@ def connect(path: str, readonly: bool = False) -> sqlite_utils.Database:
             _make_parent(path)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _register_functions(conn)
         if not readonly and path != ":memory:":
             _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         return sqlite_utils.Database(conn)
+
+
+def _register_functions(conn: sqlite3.Connection) -> None:
+    """The Python meanings SQL needs: Unicode case folding and collation keys, identical
+    to bridge.query's, so SQL and Python order and match alike."""
+    conn.create_function("casefold", 1, lambda text: None if text is None else fold(text),
+                         deterministic=True)
+    conn.create_function("casemap_key", 1,
+                         lambda text: None if text is None else unicode_casemap(text),
+                         deterministic=True)
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Callable
 
-MIGRATIONS: tuple[str, ...] = (
+from bridge.store import view
+
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: principals, the change log with one global modseq, runs, membership closure
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,6 +82,17 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+
+
+def _view(conn: sqlite3.Connection) -> None:
+    """2: what clients see — overrides of one's own principal, the audit log, and the
+    principal view with its trigram text index, filled from the principals."""
+    for statement in _statements(view.SCHEMA):
+        conn.execute(statement)
+    view.refresh(conn)
+
+
+MIGRATIONS = (*MIGRATIONS, _view)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -96,8 +110,12 @@ def migrate(conn: sqlite3.Connection) -> int:
             if conn.execute("PRAGMA user_version").fetchone()[0] > version:
                 conn.execute("COMMIT")
                 continue
-            for statement in _statements(MIGRATIONS[version]):
-                conn.execute(statement)
+            step = MIGRATIONS[version]
+            if callable(step):
+                step(conn)
+            else:
+                for statement in _statements(step):
+                    conn.execute(statement)
             if version == 0:
                 conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)",
                              (secrets.token_hex(4),))

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from bridge.model import RECORD_FIELDS, MappedEntry
 from bridge.store import changes as log
+from bridge.store import view
 from bridge.store.db import sql_errors, utc_now, write_transaction
 from bridge.store.records import COLUMNS, field_changes
 from bridge.store.staging import BATCH, Resolution, Staging
@@ -122,6 +123,8 @@ class Snapshot:
             if plan.changed:
                 _write_changes(self._db, run_id)
                 log.set_modseq(self._db, log.PRINCIPAL, _last_modseq(self._db))
+                view.refresh(self._db, "p.id IN (SELECT record_id FROM changes WHERE run_id = ?)",
+                             [run_id])
             _store_member_refs(self._db)
             if plan.changed:
                 _recompute_effective_members(self._db)

@@ -50,7 +50,6 @@ class Staging:
         db.execute("CREATE TEMP TABLE stage_refs (seq INTEGER, kind TEXT, ref TEXT)")
         db.execute("CREATE TEMP TABLE stage_deleted (seq INTEGER, id TEXT)")
         db.conn.create_function("record_hash", len(RECORD_FIELDS), record_hash, deterministic=True)
-        db.conn.create_function("casefold", 1, _casefold, deterministic=True)
 
     def add(self, mapped: MappedEntry) -> None:
         self._seq += 1

@@ -1,0 +1,184 @@
+"""What clients see of each principal: the directory record with the user's own edits laid
+over it (``overrides``), materialised in ``principal_view`` with casefolded text for the
+trigram index (``principal_text``, FTS5) and collation keys for sorting; and the SQL that
+answers Principal/query from it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bridge.query import Contains, Equals, Filter, IdIn, Operator, SortKey
+
+#: principal fields a user may override (record field names)
+OVERRIDABLE = ("name", "description", "time_zone")
+_VIEW_COLUMNS = ("id", "type", "name", "description", "email", "time_zone", "login", "disabled",
+                 "name_key", "email_key", "name_fold", "email_fold", "description_fold")
+
+SCHEMA = """
+CREATE TABLE overrides (
+    principal_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT,
+    PRIMARY KEY (principal_id, field)
+) WITHOUT ROWID;
+
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    principal_id TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    field TEXT NOT NULL,
+    old TEXT,
+    new TEXT,
+    remote TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_principal ON audit_log (principal_id, id);
+
+CREATE TABLE principal_view (
+    num INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    email TEXT,
+    time_zone TEXT,
+    login TEXT,
+    disabled INTEGER NOT NULL,
+    name_key TEXT NOT NULL,
+    email_key TEXT,
+    name_fold TEXT NOT NULL,
+    email_fold TEXT,
+    description_fold TEXT
+);
+CREATE INDEX principal_view_name ON principal_view (name_key, id);
+CREATE INDEX principal_view_email ON principal_view (email_key, id);
+CREATE INDEX principal_view_type ON principal_view (type, id);
+CREATE INDEX principal_view_login ON principal_view (login);
+
+CREATE VIRTUAL TABLE principal_text USING fts5 (
+    name_fold, email_fold, description_fold,
+    content = 'principal_view', content_rowid = 'num',
+    tokenize = 'trigram case_sensitive 1', detail = 'none'
+);
+CREATE TRIGGER principal_view_insert AFTER INSERT ON principal_view BEGIN
+    INSERT INTO principal_text (rowid, name_fold, email_fold, description_fold)
+    VALUES (new.num, new.name_fold, new.email_fold, new.description_fold);
+END;
+CREATE TRIGGER principal_view_delete AFTER DELETE ON principal_view BEGIN
+    INSERT INTO principal_text (principal_text, rowid, name_fold, email_fold, description_fold)
+    VALUES ('delete', old.num, old.name_fold, old.email_fold, old.description_fold);
+END;
+CREATE TRIGGER principal_view_update AFTER UPDATE ON principal_view BEGIN
+    INSERT INTO principal_text (principal_text, rowid, name_fold, email_fold, description_fold)
+    VALUES ('delete', old.num, old.name_fold, old.email_fold, old.description_fold);
+    INSERT INTO principal_text (rowid, name_fold, email_fold, description_fold)
+    VALUES (new.num, new.name_fold, new.email_fold, new.description_fold);
+END;
+"""
+
+
+def _effective(field: str) -> str:
+    return (f"CASE WHEN o_{field}.field IS NULL THEN p.{field} ELSE o_{field}.value END")
+
+
+_EFFECTIVE = f"""
+    SELECT p.id, p.type, {_effective('name')} AS name, {_effective('description')} AS description,
+           p.email, {_effective('time_zone')} AS time_zone, p.login, p.disabled
+    FROM principals p
+    {' '.join(f"LEFT JOIN overrides o_{f} ON o_{f}.principal_id = p.id AND o_{f}.field = '{f}'"
+              for f in OVERRIDABLE)}"""
+
+
+def refresh(db: Any, where: str = "", params: list | tuple = ()) -> None:
+    """Rewrite the view rows of the principals selected by ``where`` (SQL on ``p``, the
+    principals table; empty: all), and drop view rows of principals that are gone."""
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in _VIEW_COLUMNS[1:])
+    db.execute(f"""INSERT INTO principal_view ({', '.join(_VIEW_COLUMNS)})
+        SELECT e.id, e.type, e.name, e.description, e.email, e.time_zone, e.login, e.disabled,
+               casemap_key(e.name), casemap_key(e.email),
+               casefold(e.name), casefold(e.email), casefold(e.description)
+        FROM ({_EFFECTIVE} {'WHERE ' + where if where else ''}) e
+        WHERE true
+        ON CONFLICT (id) DO UPDATE SET {assignments}""", list(params))
+    db.execute("DELETE FROM principal_view WHERE id NOT IN (SELECT id FROM principals)")
+
+
+def overrides_of(db: Any, ids: list[str]) -> dict[str, dict[str, str | None]]:
+    found: dict[str, dict[str, str | None]] = {pid: {} for pid in ids}
+    rows = db.execute("SELECT principal_id, field, value FROM overrides WHERE principal_id IN "
+                      "(SELECT value FROM json_each(?))", [json.dumps(ids)]).fetchall()
+    for principal_id, field, value in rows:
+        found[principal_id][field] = value
+    return found
+
+
+# -- Principal/query in SQL -----------------------------------------------------------------
+
+_GLOB_SPECIALS = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
+_SORT_COLUMNS = {
+    ("name", "i;unicode-casemap"): "v.name_key", ("name", "i;ascii-casemap"): "lower(v.name)",
+    ("name", "i;octet"): "v.name",
+    ("email", "i;unicode-casemap"): "v.email_key", ("email", "i;ascii-casemap"): "lower(v.email)",
+    ("email", "i;octet"): "v.email",
+}
+
+
+def where_sql(condition: Filter | None, params: list) -> str:
+    """SQL over ``principal_view v`` that is true exactly where query.matches is; every
+    atom is 0 or 1, never NULL, so NOT agrees with Python's ``not``."""
+    match condition:
+        case None:
+            return "1"
+        case Contains(field, value):
+            columns = {"name": ("name_fold",), "email": ("email_fold",),
+                       "text": ("name_fold", "email_fold", "description_fold")}[field]
+            if len(value) >= 3:  # long enough for the trigram index
+                pattern = "*" + value.translate(_GLOB_SPECIALS) + "*"
+                params.extend([pattern] * len(columns))
+                hits = " OR ".join(f"{column} GLOB ?" for column in columns)
+                return f"v.num IN (SELECT rowid FROM principal_text WHERE {hits})"
+            params.extend([value] * len(columns))
+            return "(" + " OR ".join(f"coalesce(instr(v.{c}, ?) > 0, 0)" for c in columns) + ")"
+        case Equals(field, value):
+            params.append(value)
+            return f"coalesce(v.{field} = ?, 0)"
+        case IdIn(ids):
+            params.append(json.dumps(sorted(ids)))
+            return "v.id IN (SELECT value FROM json_each(?))"
+        case Operator(op, conditions):
+            parts = [where_sql(c, params) for c in conditions]
+            if op == "AND":
+                return "(" + (" AND ".join(parts) or "1") + ")"
+            either = "(" + (" OR ".join(parts) or "0") + ")"
+            return either if op == "OR" else f"(NOT {either})"
+    raise ValueError(f"not a filter: {condition!r}")
+
+
+def order_sql(keys: tuple[SortKey, ...]) -> str:
+    """ORDER BY terms in query.sort's order: nulls after values ascending, id last."""
+    terms = []
+    for key in keys:
+        column = _SORT_COLUMNS.get((key.field, key.collation), f"v.{key.field}")
+        direction = "ASC" if key.ascending else "DESC"
+        terms.append(f"({column} IS NULL) {direction}, {column} {direction}")
+    return ", ".join([*terms, "v.id ASC"])
+
+
+def query_ids(db: Any, condition: Filter | None, keys: tuple[SortKey, ...], visible: str,
+              offset: int = 0, limit: int | None = None) -> list[str]:
+    params: list = []
+    where = where_sql(condition, params)
+    sql = f"SELECT v.id FROM principal_view v WHERE {visible} AND {where} ORDER BY {order_sql(keys)}"
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else limit, offset]
+    return [row[0] for row in db.execute(sql, params).fetchall()]
+
+
+def count(db: Any, condition: Filter | None, visible: str) -> int:
+    params: list = []
+    where = where_sql(condition, params)
+    return db.execute(f"SELECT count(*) FROM principal_view v WHERE {visible} AND {where}",
+                      params).fetchone()[0]
