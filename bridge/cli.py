@@ -30,7 +30,8 @@ EXIT_CODES = f"""exit codes:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    # a server logs a line per request and per sync run; a command only what goes wrong
+    _configure_logging(args.verbose + (1 if args.verb is cmd_serve else 0))
     try:
         settings = config.load(config.config_path(args.config))
         log.info("configuration from %s: %s", settings.origin or "the environment", settings.masked())
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
                "bridge status --json")
     sub.add_argument("--runs", type=int, default=10, metavar="N", help="how many recent runs to list")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+    verb("serve", cmd_serve,
+         "Serve the JMAP API (uvicorn) and run the sync every schedule.interval.",
+         "bridge --config /etc/bridge/bridge.toml serve")
     verb("check-config", cmd_check_config,
          "Validate the configuration, then bind to the directory and try every source.",
          "bridge --config bridge.toml check-config")
@@ -146,6 +150,16 @@ def _print_plan(report: sync.SyncReport, show: int) -> None:
             print(f"  {kind:<10}... and {more} more")
     if report.would_abort:
         print(f"a real run would be refused: {report.would_abort}")
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+def cmd_serve(settings: config.Settings, args: argparse.Namespace) -> int:
+    from bridge import server  # uvicorn and Starlette load only for this verb
+
+    server.serve(settings)
+    return EXIT_OK
 
 
 # -- status -----------------------------------------------------------------------------

@@ -138,10 +138,68 @@ SOURCE = Section("sources.NAME", "One source per table: a search whose entries b
            example="(employeeType=former)"),
 ))
 
-SERVER = Section("server", "The HTTP listener of `bridge serve` (the JMAP API, a later release).", (
+SERVER = Section("server", "The HTTP listener of `bridge serve` and who may use the API.", (
     Option("listen", "127.0.0.1:8080", c.host_port, "Address and port to listen on."),
     Option("public_url", "http://127.0.0.1:8080", c.http_url,
            "The URL clients reach the bridge at; session URLs are built from it."),
+    Option("tls_cert", "", c.file_path,
+           "PEM certificate (chain) to serve HTTPS directly; with tls_key.",
+           example="/etc/bridge/tls/cert.pem"),
+    Option("tls_key", "", c.file_path, "PEM private key of tls_cert.",
+           example="/etc/bridge/tls/key.pem"),
+    Option("trusted_proxies", (), c.string_list(c.ip_network),
+           "Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed, "
+           "for client addresses in logs and lockouts; from anyone else they are ignored.",
+           example=["127.0.0.1"]),
+    Option("allow_plain_http_basic", False, c.boolean,
+           "INSECURE: allow HTTP Basic (directory passwords) on a non-loopback listener without "
+           "TLS. Leave false unless a TLS-terminating proxy sits on the same host."),
+    Option("jmap_enabled", True, c.boolean, "Serve the JMAP API at all (false: every user gets 403)."),
+    Option("allow_groups", (), c.string_list(c.distinguished_name),
+           "If set, only members (direct or nested) of one of these groups (DNs) may use JMAP.",
+           example=["cn=jmap-users,ou=groups,dc=example,dc=org"]),
+    Option("deny_groups", (), c.string_list(c.distinguished_name),
+           "Members (direct or nested) of these groups (DNs) may not use JMAP.",
+           example=["cn=no-jmap,ou=groups,dc=example,dc=org"]),
+    Option("token_file", "", c.file_path,
+           "TOML file of static bearer tokens for service clients (see README).",
+           example="/etc/bridge/tokens.toml"),
+))
+
+AUTH = Section("auth", "HTTP Basic login with directory credentials.", (
+    Option("cache_ttl", "5m", c.duration,
+           "Remember a successful login this long (salted hash in memory) so API calls do not "
+           "each bind; 0 binds on every request. A password changed in the directory keeps "
+           "working until then."),
+    Option("max_failures", 5, c.integer(1),
+           "Failed logins of one user within failure_window before the login is locked (429)."),
+    Option("failure_window", "15m", c.positive_duration,
+           "The window failed logins are counted in, and how long a lockout lasts."),
+))
+
+_PRINCIPAL_PROPERTIES = ("name", "description", "timeZone")
+
+JMAP = Section("jmap", "The JMAP API: limits announced in the session and enforced, and policy.", (
+    Option("max_size_request", 10_000_000, c.integer(1000), "maxSizeRequest, in octets."),
+    Option("max_concurrent_requests", 4, c.integer(1), "maxConcurrentRequests, per user."),
+    Option("max_calls_in_request", 16, c.integer(1), "maxCallsInRequest."),
+    Option("max_objects_in_get", 500, c.integer(1), "maxObjectsInGet."),
+    Option("max_objects_in_set", 500, c.integer(1), "maxObjectsInSet."),
+    Option("max_changes", 5000, c.integer(1),
+           "Most ids one /changes answer carries when the client sets no maxChanges."),
+    Option("show_disabled", False, c.boolean,
+           "Show disabled principals (locked accounts, disabled_filter matches) to clients."),
+    Option("editable_properties", _PRINCIPAL_PROPERTIES, c.string_list(c.choice(*_PRINCIPAL_PROPERTIES)),
+           "Which properties of their own Principal users may change with Principal/set "
+           "(kept as a local overlay that survives every sync); [] makes Principal/set read-only."),
+    Option("account_id_template", "", c.template("id", "login", "uuid"),
+           "The JMAP account of a principal's data on your groupware server, e.g. \"{login}\"; "
+           "fills Principal.accounts. Empty: accounts is always null.", example="{login}"),
+    Option("account_capabilities", (), c.string_list(c.required_text),
+           "Capabilities of those accounts, e.g. urn:ietf:params:jmap:calendars.",
+           example=["urn:ietf:params:jmap:calendars"]),
+    Option("accounts_visible", "own", c.choice("own", "all"),
+           "Whose accounts a user sees in Principal.accounts: only their own, or everyone's."),
 ))
 
 SCHEDULE = Section("schedule", "When the sync runs inside `bridge serve`.", (
@@ -150,7 +208,7 @@ SCHEDULE = Section("schedule", "When the sync runs inside `bridge serve`.", (
            "without a successful run."),
 ))
 
-SECTIONS: tuple[Section, ...] = (DIRECTORY, SYNC, STORE, SERVER, SCHEDULE)
+SECTIONS: tuple[Section, ...] = (DIRECTORY, SYNC, STORE, SERVER, AUTH, JMAP, SCHEDULE)
 
 
 class Values(Mapping):
@@ -191,6 +249,8 @@ class Settings:
     sync: Values
     store: Values
     server: Values
+    auth: Values
+    jmap: Values
     schedule: Values
     sources: tuple[Values, ...]
     origin: str  # the file the settings came from, or "" when only the environment
@@ -221,6 +281,10 @@ def load(path: str | None, environ: Mapping[str, str] = os.environ) -> Settings:
     sections = {s.name: _convert(s, raw.get(s.name, {}), origins, s.name) for s in SECTIONS}
     sources = tuple(_convert(SOURCE, table, origins, f"sources.{name}", name=name)
                     for name, table in raw.get("sources", {}).items())
+    server = sections["server"]
+    if bool(server.tls_cert) != bool(server.tls_key):
+        raise ConfigError("set both tls_cert and tls_key, or neither", origin=_origin(origins, "server"),
+                          section="server", option="tls_cert" if server.tls_key else "tls_key")
     return Settings(**sections, sources=sources, origin=origin)
 
 

@@ -3,8 +3,10 @@ Python value, or raises ValueError with a message saying what was expected."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import string
 import tomllib
 from collections.abc import Callable
 from typing import Any
@@ -163,6 +165,32 @@ def http_url(value: Any) -> str:
     if parts.query or parts.fragment:
         raise ValueError("the URL may not have a query or fragment")
     return url
+
+
+def ip_network(value: Any) -> str:
+    """An IP address or network (``10.0.0.0/8``), as uvicorn's proxy middleware takes it."""
+    address = text(value).strip()
+    try:
+        ipaddress.ip_network(address, strict=False)
+    except ValueError:
+        raise ValueError("expected an IP address or network such as 10.0.0.0/8") from None
+    return address
+
+
+def template(*fields: str) -> Converter:
+    """A string with ``{field}`` placeholders among ``fields`` ("" for none)."""
+    def convert(value: Any) -> str:
+        pattern = text(value)
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"not a template: {exc}") from None
+        unknown = names - set(fields)
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use "
+                             + ", ".join(f"{{{f}}}" for f in fields))
+        return pattern
+    return convert
 
 
 def ldap_filter(value: Any) -> str:

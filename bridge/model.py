@@ -75,6 +75,17 @@ class Principal:
     member_of: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who makes an API request: a directory user (with their principal id, if synced),
+    or a service client holding a bearer token."""
+
+    username: str
+    principal_id: str | None = None
+    is_service: bool = False
+    remote: str = ""
+
+
 #: Every stored field of a Principal except its id, in a fixed order (hashing, history).
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Principal))[1:]
 

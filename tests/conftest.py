@@ -7,9 +7,12 @@ import subprocess
 from collections.abc import Callable
 
 import pytest
+from starlette.testclient import TestClient
 
-from bridge import config
+from bridge import config, sync
+from bridge.web import create_app
 from tests.support import ldif
+from tests.support.jmap import Jmap, basic
 from tests.support.slapd import (
     READER_DN,
     READER_PASSWORD,
@@ -71,15 +74,16 @@ def slapd(tmp_path) -> Slapd:
 
 @pytest.fixture
 def make_settings(tmp_path) -> Callable[..., config.Settings]:
-    """Write a bridge.toml for ``server`` and load it; keyword tables override sections."""
+    """Write a bridge.toml for ``server`` and load it; keyword tables add to or override
+    its sections (``jmap={"show_disabled": True}``)."""
 
-    def make(server: Slapd, *, directory: dict | None = None, sources: dict | None = None,
-             sync: dict | None = None, store: dict | None = None) -> config.Settings:
+    def make(slapd: Slapd, /, *, sources: dict | None = None, **sections: dict) -> config.Settings:
         tables = {
-            "directory": {"urls": [server.url], "bind_dn": READER_DN,
-                          "bind_password": READER_PASSWORD, "page_size": 5, **(directory or {})},
-            "sync": {**(sync or {})},
-            "store": {"path": str(tmp_path / "bridge.db"), **(store or {})},
+            "directory": {"urls": [slapd.url], "bind_dn": READER_DN,
+                          "bind_password": READER_PASSWORD, "page_size": 5,
+                          **sections.pop("directory", {})},
+            "store": {"path": str(tmp_path / "bridge.db"), **sections.pop("store", {})},
+            **sections,
             "sources": standard_sources() if sources is None else sources,
         }
         path = tmp_path / "bridge.toml"
@@ -92,6 +96,29 @@ def make_settings(tmp_path) -> Callable[..., config.Settings]:
 @pytest.fixture
 def settings(slapd, make_settings) -> config.Settings:
     return make_settings(slapd)
+
+
+@pytest.fixture
+def synced(settings) -> config.Settings:
+    """The standard directory, synced once into the store."""
+    sync.run(settings)
+    return settings
+
+
+@pytest.fixture
+def client(synced):
+    with TestClient(create_app(synced)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def alice(client) -> Jmap:
+    return Jmap(client, basic("alice", ldif.PASSWORDS["alice"]))
+
+
+@pytest.fixture
+def bob(client) -> Jmap:
+    return Jmap(client, basic("bob", ldif.PASSWORDS["bob"]))
 
 
 def pytest_report_header() -> str:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+from ldap3.utils.conv import escape_filter_chars
+
 from bridge.config import Values
-from bridge.directory.connection import connect, disconnect
+from bridge.directory.connection import bind_as, connect, disconnect
 from bridge.directory.rootdse import ROOT_DSE_ATTRIBUTES, ServerInfo, server_info
 from bridge.directory.search import paged_search, read_entry
 from bridge.model import RawEntry, SearchQuery
 
-__all__ = ["Directory", "SearchQuery", "ServerInfo", "open_directory"]
+__all__ = ["Directory", "SearchQuery", "ServerInfo", "any_equal", "open_directory"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ class Directory:
         return paged_search(self._connection, self.url, query, self._settings.page_size,
                             self._settings.time_limit, limit)
 
+    def check_password(self, dn: str, password: str) -> None:
+        """Bind as ``dn`` with ``password`` on this server; DirectoryAuthError if refused."""
+        bind_as(self._settings, self.url, dn, password)
+
     def close(self) -> None:
         disconnect(self._connection)
 
@@ -44,6 +50,12 @@ class Directory:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def any_equal(attributes: tuple[str, ...], value: str) -> str:
+    """``(|(a1=value)(a2=value))`` with ``value`` escaped (RFC 4515), never injected."""
+    escaped = escape_filter_chars(value)
+    return "(|" + "".join(f"({attribute}={escaped})" for attribute in attributes) + ")"
 
 
 def _probe(connection, url: str) -> ServerInfo:

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import ldap3
 from ldap3.core import exceptions as lx
 
+from bridge.addresses import is_loopback
 from bridge.config import Values
-from bridge.directory.tls import is_loopback, tls_for
+from bridge.directory.tls import tls_for
 from bridge.errors import (
     ConfigError,
     DirectoryAuthError,
@@ -122,7 +123,20 @@ def _check(settings: Values) -> None:
                           section="directory", option="urls", value=list(settings.urls))
 
 
-def _connect(url: str, settings: Values) -> ldap3.Connection:
+def bind_as(settings: Values, url: str, dn: str, password: str) -> None:
+    """Check a user's password: bind as ``dn`` on ``url`` with the configured TLS, then
+    unbind. An empty password is refused before any bind: a simple bind with an empty
+    password is an unauthenticated bind, which many servers accept."""
+    if not password:
+        raise DirectoryAuthError("empty password", url=url)
+    disconnect(_connect(url, settings, dn, password))
+
+
+def _connect(url: str, settings: Values, bind_dn: str | None = None,
+             password: str | None = None) -> ldap3.Connection:
+    """A bound connection to ``url``: as the service account, or as ``bind_dn``."""
+    if bind_dn is None:
+        bind_dn, password = settings.bind_dn, settings.bind_password
     parts = urlsplit(url)
     use_ssl = parts.scheme.lower() == "ldaps"
     host = parts.hostname or ""
@@ -130,12 +144,11 @@ def _connect(url: str, settings: Values) -> ldap3.Connection:
     tls = tls_for(host, settings.ca_file, settings.tls_insecure_skip_verify) if wants_tls else None
     server = ldap3.Server(host, port=parts.port or (636 if use_ssl else 389), use_ssl=use_ssl, tls=tls,
                           connect_timeout=_whole_seconds(settings.connect_timeout), get_info=ldap3.NONE)
-    if settings.bind_dn and not wants_tls and not is_loopback(host):
-        log.warning("binding as %s over unencrypted %s; set start_tls or use ldaps://",
-                    settings.bind_dn, url)
+    if bind_dn and not wants_tls and not is_loopback(host):
+        log.warning("binding as %s over unencrypted %s; set start_tls or use ldaps://", bind_dn, url)
     connection = ldap3.Connection(
-        server, user=settings.bind_dn or None, password=settings.bind_password or None,
-        authentication=ldap3.SIMPLE if settings.bind_dn else ldap3.ANONYMOUS,
+        server, user=bind_dn or None, password=password or None,
+        authentication=ldap3.SIMPLE if bind_dn else ldap3.ANONYMOUS,
         read_only=True, raise_exceptions=False, auto_referrals=False, check_names=False,
         receive_timeout=_whole_seconds(settings.response_timeout), return_empty_attributes=False)
     try:
@@ -148,7 +161,7 @@ def _connect(url: str, settings: Values) -> ldap3.Connection:
         with translated(url, "binding"):
             bound = connection.bind()
         if not bound:
-            raise _bind_error(connection.result, url, settings.bind_dn)
+            raise _bind_error(connection.result, url, bind_dn)
     except DirectoryError:
         disconnect(connection)
         raise

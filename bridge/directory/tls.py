@@ -8,7 +8,6 @@ by OpenSSL, TLS 1.2 at least, against ``ca_file`` or the system store.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 
@@ -44,15 +43,3 @@ def tls_for(host: str, ca_file: str, insecure: bool) -> VerifiedTls:
     if insecure:
         log.warning("tls_insecure_skip_verify is set: the directory's certificate is NOT checked")
     return VerifiedTls(host, ca_file, verify=not insecure)
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def is_loopback(host: str) -> bool:
-    return host == "localhost" or (is_ip(host) and ipaddress.ip_address(host).is_loopback)

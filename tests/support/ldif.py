@@ -12,6 +12,9 @@ EQUIPMENT = f"ou=equipment,{SUFFIX}"
 FORMER = f"ou=former,{SUFFIX}"
 
 
+PASSWORDS = {uid: f"{uid}-secret-pw" for uid in ("alice", "bob", "carol", "dave")}
+
+
 def person_dn(uid: str, ou: str = PEOPLE) -> str:
     return f"uid={uid},{ou}"
 
@@ -48,11 +51,13 @@ def standard_directory(extra_people: int = 20) -> str:
         *(entry(dn, objectClass="organizationalUnit", ou=dn.split(",")[0][3:])
           for dn in (PEOPLE, GROUPS, ROOMS, EQUIPMENT, FORMER)),
         person("alice", "Alice Liddell", displayName="Alice L.", mail="alice@example.org",
-               description="Finance", l="Europe/Paris"),
-        person("bob", "Bob Builder", mail="bob(at)example.org", l="Mars/Olympus"),
+               description="Finance", l="Europe/Paris", userPassword=PASSWORDS["alice"]),
+        person("bob", "Bob Builder", mail="bob(at)example.org", l="Mars/Olympus",
+               userPassword=PASSWORDS["bob"]),
         person("carol", "Carol Locked", mail="carol@example.org",
-               pwdAccountLockedTime="000001010000Z"),
-        person("dave", "Dave Former", mail="dave@example.org", employeeType="former"),
+               pwdAccountLockedTime="000001010000Z", userPassword=PASSWORDS["carol"]),
+        person("dave", "Dave Former", mail="dave@example.org", employeeType="former",
+               userPassword=PASSWORDS["dave"]),
         person("erin", "Erin Plain"),
         *generated_people(extra_people),
         entry(group_dn("staff"), objectClass="groupOfNames", cn="staff",

@@ -1,0 +1,217 @@
+"""Principal/get, /changes and /set (RFC 9670 §2, RFC 8620 §5.1-5.3), and the wire form of
+a Principal.
+
+Visibility: disabled principals are hidden unless ``jmap.show_disabled``; to a client a
+principal that becomes disabled is destroyed, and one enabled again is created. /set is
+the self-edit policy of DESIGN §5: a user may change their own name, description and
+timeZone (as configured); every other change is ``forbidden``, and server-set properties
+sent with a different value are ``invalidProperties``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from bridge.jmap.args import Args
+from bridge.jmap.core import ACCOUNT_ID, MEMBERSHIP, PRINCIPALS, Context
+from bridge.jmap.errors import MethodError, invalid_arguments, set_error
+from bridge.jmap.principal_query import account_id_of
+from bridge.model import Principal, PrincipalType
+from bridge.validation import is_time_zone
+
+PROPERTIES = ("id", "type", "name", "description", "email", "timeZone", "capabilities", "accounts")
+MEMBERSHIP_PROPERTIES = ("members", "memberOf")
+SERVER_SET = {"id", "capabilities", "accounts", *MEMBERSHIP_PROPERTIES}
+FIELD_OF = {"name": "name", "description": "description", "timeZone": "time_zone"}
+MAX_NAME, MAX_DESCRIPTION = 256, 4096
+
+
+def render(principal: Principal, context: Context, properties: list[str] | None = None) -> dict:
+    full = {
+        "id": principal.id, "type": principal.type.value, "name": principal.name,
+        "description": principal.description, "email": principal.email,
+        "timeZone": principal.time_zone, "capabilities": {}, "accounts": _accounts(principal, context),
+    }
+    if MEMBERSHIP in context.using:
+        full["members"] = list(principal.members) if principal.type is PrincipalType.GROUP else None
+        full["memberOf"] = list(principal.member_of)
+    if properties is None:
+        return full
+    return {name: full[name] for name in ("id", *properties) if name in full}
+
+
+def _accounts(principal: Principal, context: Context) -> dict | None:
+    jmap, me = context.settings.jmap, context.caller.principal_id
+    if not jmap.account_id_template or (jmap.accounts_visible == "own" and principal.id != me):
+        return None
+    capabilities = {capability: {} for capability in jmap.account_capabilities}
+    capabilities["urn:ietf:params:jmap:principals:owner"] = {
+        "accountIdForPrincipal": ACCOUNT_ID, "principalId": principal.id}
+    return {account_id_of(principal, jmap.account_id_template): {
+        "name": principal.email or principal.name, "isPersonal": principal.id == me,
+        "isReadOnly": False, "accountCapabilities": capabilities}}
+
+
+def visible(principal: Principal | None, context: Context) -> bool:
+    return principal is not None and (context.settings.jmap.show_disabled or not principal.disabled)
+
+
+# -- /get -----------------------------------------------------------------------------------
+
+
+def principal_get(raw: Any, context: Context) -> dict:
+    args = Args(raw, {"accountId", "ids", "properties"})
+    account_id = args.id("accountId")
+    context.check_account(account_id, PRINCIPALS)
+    ids = args.ids("ids", None)
+    properties = args.strings("properties")
+    known = PROPERTIES + (MEMBERSHIP_PROPERTIES if MEMBERSHIP in context.using else ())
+    if properties is not None:
+        unknown = [p for p in properties if p not in known]
+        if unknown:
+            raise invalid_arguments(f"Principal has no property {unknown[0]!r}")
+    limit, store = context.settings.jmap.max_objects_in_get, context.store
+    if ids is not None and len(ids) > limit:
+        raise MethodError("requestTooLarge", f"more than maxObjectsInGet ({limit}) ids")
+    with store.reading():
+        state = store.state()
+        if ids is None:
+            ids = store.query(None, (), context.settings.jmap.show_disabled, limit=limit + 1)
+            if len(ids) > limit:
+                raise MethodError("requestTooLarge", f"the directory holds more than maxObjectsInGet "
+                                  f"({limit}) principals; ask for ids (Principal/query finds them)")
+        wanted = list(dict.fromkeys(ids))
+        found = {pid: p for pid, p in store.views(wanted).items() if visible(p, context)}
+    return {"accountId": account_id, "state": state,
+            "list": [render(found[pid], context, properties) for pid in wanted if pid in found],
+            "notFound": [pid for pid in wanted if pid not in found]}
+
+
+# -- /changes -----------------------------------------------------------------------------
+
+
+def principal_changes(raw: Any, context: Context) -> dict:
+    args = Args(raw, {"accountId", "sinceState", "maxChanges"})
+    account_id = args.id("accountId")
+    context.check_account(account_id, PRINCIPALS)
+    since_state = args.string("sinceState")
+    max_changes = args.integer("maxChanges", None, minimum=1, nullable=True)
+    store = context.store
+    try:
+        since = store.parse_state(since_state)
+    except ValueError:
+        raise invalid_arguments("sinceState is not a state of this server") from None
+    with store.reading():
+        window = store.window(since, max_changes or context.settings.jmap.max_changes) \
+            if since is not None else None
+        if window is None:
+            raise MethodError("cannotCalculateChanges", "that state is too old or from another "
+                              "database; fetch the principals again")
+        before = store.states_at(list(window.ids), window.since)
+        after = store.states_at(list(window.ids), window.until)
+    created, updated, destroyed = [], [], []
+    for pid in window.ids:
+        was, now = visible(before[pid], context), visible(after[pid], context)
+        if was and now:
+            updated.append(pid)
+        elif now:
+            created.append(pid)
+        elif was:
+            destroyed.append(pid)
+    return {"accountId": account_id, "oldState": since_state,
+            "newState": f"{store.epoch}-{window.until}", "hasMoreChanges": window.has_more,
+            "created": created, "updated": updated, "destroyed": destroyed}
+
+
+# -- /set ---------------------------------------------------------------------------------
+
+
+def principal_set(raw: Any, context: Context) -> dict:
+    args = Args(raw, {"accountId", "ifInState", "create", "update", "destroy"})
+    account_id = args.id("accountId")
+    context.check_account(account_id, PRINCIPALS)
+    if_in_state = args.string("ifInState", None, nullable=True)
+    create = args.object("create") or {}
+    update = args.object("update") or {}
+    destroy = args.ids("destroy", None) or []
+    limit, store = context.settings.jmap.max_objects_in_set, context.store
+    if len(create) + len(update) + len(destroy) > limit:
+        raise MethodError("requestTooLarge", f"more than maxObjectsInSet ({limit}) operations")
+    old_state = store.state()
+    if if_in_state is not None and if_in_state != old_state:
+        raise MethodError("stateMismatch", f"the state is {old_state}, not {if_in_state}")
+    not_created = {cid: set_error("forbidden", "principals come from the directory; they cannot "
+                                  "be created through JMAP") for cid in create}
+    existing = {pid: p for pid, p in store.views(list(update) + destroy).items() if visible(p, context)}
+    not_destroyed = {pid: set_error("forbidden", "principals are removed in the directory, not "
+                                    "through JMAP") if pid in existing else set_error("notFound")
+                     for pid in destroy}
+    updated, not_updated = {}, {}
+    for pid, patch in update.items():
+        error = _update(pid, patch, existing.get(pid), context)
+        if error:
+            not_updated[pid] = error
+        else:
+            updated[pid] = None
+    return {"accountId": account_id, "oldState": old_state, "newState": store.state(),
+            "created": None, "updated": updated or None, "destroyed": None,
+            "notCreated": not_created or None, "notUpdated": not_updated or None,
+            "notDestroyed": not_destroyed or None}
+
+
+def _update(pid: str, patch: Any, principal: Principal | None, context: Context) -> dict | None:
+    """Apply one PatchObject; returns a SetError or None."""
+    if principal is None:
+        return set_error("notFound")
+    if pid != context.caller.principal_id:
+        return set_error("forbidden", "only your own principal can be changed")
+    if not isinstance(patch, dict):
+        return set_error("invalidPatch", "a PatchObject is an object")
+    current = render(principal, context)
+    editable = set(context.settings.jmap.editable_properties)
+    values, invalid, refused, problems = {}, [], [], []
+    for key, value in patch.items():
+        name = key.split("/", 1)[0]
+        if name not in current or (name in SERVER_SET and "/" not in key and value != current[name]):
+            invalid.append(name)
+            problems.append(f"{name} is not a property that can be set")
+        elif "/" in key:
+            return set_error("invalidPatch", f"{key}: {name} has no parts to patch")
+        elif value == current[name]:
+            continue  # setting the current value changes nothing and is allowed
+        elif name not in editable:
+            refused.append(name)
+        elif problem := _check(name, value):
+            invalid.append(name)
+            problems.append(problem)
+        else:
+            values[FIELD_OF[name]] = value
+    if refused:
+        return set_error("forbidden", f"{', '.join(refused)} cannot be changed here", properties=refused)
+    if invalid:
+        return set_error("invalidProperties", "; ".join(problems), properties=invalid)
+    if values:
+        context.store.edit(pid, values, actor=context.caller.username, remote=context.caller.remote)
+    return None
+
+
+def _check(name: str, value: Any) -> str:
+    """Why a new value is refused, or "" if it is acceptable."""
+    if name == "name":
+        if not isinstance(value, str) or not value.strip():
+            return "name must be a non-empty string"
+        if len(value) > MAX_NAME or _has_controls(value, allowed=""):
+            return f"name must be at most {MAX_NAME} characters without control characters"
+    elif name == "description":
+        if value is None:
+            return ""
+        if not isinstance(value, str) or len(value) > MAX_DESCRIPTION or _has_controls(value, "\n\t"):
+            return f"description must be null or text of at most {MAX_DESCRIPTION} characters"
+    elif name == "timeZone" and value is not None and not (isinstance(value, str) and is_time_zone(value)):
+        return "timeZone must be null or an IANA time zone name"
+    return ""
+
+
+def _has_controls(text: str, allowed: str) -> bool:
+    return any(unicodedata.category(char) in ("Cc", "Cf") and char not in allowed for char in text)

@@ -1,0 +1,54 @@
+"""`bridge serve`: uvicorn serving the Starlette app over HTTP or HTTPS, with the sync
+scheduler in the same process."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from bridge.addresses import is_loopback
+from bridge.config import Settings
+from bridge.errors import ConfigError
+from bridge.scheduler import SyncScheduler
+from bridge.web import create_app
+
+log = logging.getLogger(__name__)
+
+
+def listen_address(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def check_listener(settings: Settings) -> None:
+    """Refuse to take directory passwords over plain HTTP from the network."""
+    server = settings.server
+    host, _ = listen_address(server.listen)
+    if server.tls_cert or server.allow_plain_http_basic or is_loopback(host):
+        return
+    raise ConfigError("HTTP Basic carries directory passwords, and this listener is neither "
+                      "HTTPS nor on loopback: set tls_cert and tls_key, listen on 127.0.0.1 "
+                      "behind a TLS proxy, or (knowingly) allow_plain_http_basic = true",
+                      section="server", option="listen", value=server.listen)
+
+
+def serve(settings: Settings) -> None:
+    check_listener(settings)
+    if not settings.sources:
+        raise ConfigError("no sources configured: add at least one [sources.NAME] table")
+    host, port = listen_address(settings.server.listen)
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port,
+        ssl_certfile=settings.server.tls_cert or None, ssl_keyfile=settings.server.tls_key or None,
+        proxy_headers=False,  # the app's own middleware honours only trusted_proxies
+        server_header=False, access_log=False, log_config=None, lifespan="off")
+    scheduler = SyncScheduler(settings)
+    scheduler.start()
+    scheme = "https" if settings.server.tls_cert else "http"
+    log.info("serving JMAP on %s://%s (public URL %s)", scheme, settings.server.listen,
+             settings.server.public_url)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        scheduler.shutdown()

@@ -1,0 +1,248 @@
+"""The HTTP layer: Starlette routes that authenticate, limit, parse and serialise, then hand
+plain values to bridge.jmap. It only translates; one handler per kind of failure turns
+it into RFC 7807 problem details.
+
+    GET  /.well-known/jmap, /jmap/session   the Session object
+    POST /jmap                              the API (maxSizeRequest enforced while reading)
+    GET  /healthz, /readyz                  liveness, and readiness (store + a good sync)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from bridge.auth import Authenticator, AuthFailure
+from bridge.config import Settings
+from bridge.errors import StoreError
+from bridge.jmap import Context, engine
+from bridge.jmap.errors import RequestError
+from bridge.jmap.session import session, session_state
+from bridge.model import Caller
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+_NO_CACHE = {"Cache-Control": "no-cache, no-store, must-revalidate"}
+_REASONS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+class ThreadStores:
+    """One Store (SQLite connection) per worker thread: a connection is never shared
+    between threads, and WAL lets them all read while a sync writes."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._local = threading.local()
+
+    def get(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store.open(self._path)
+        return store
+
+
+class _Concurrency:
+    """At most ``limit`` API requests in flight per user (maxConcurrentRequests)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._active: dict[str, int] = {}
+
+    def enter(self, user: str) -> None:
+        with self._lock:
+            if self._active.get(user, 0) >= self._limit:
+                raise RequestError("limit", f"more than {self._limit} concurrent requests",
+                                   status=429, limit="maxConcurrentRequests")
+            self._active[user] = self._active.get(user, 0) + 1
+
+    def leave(self, user: str) -> None:
+        with self._lock:
+            self._active[user] -= 1
+            if not self._active[user]:
+                del self._active[user]
+
+
+class Bridge:
+    """The endpoints, sharing settings, the authenticator and the per-thread stores."""
+
+    def __init__(self, settings: Settings, authenticator: Authenticator | None = None) -> None:
+        self.settings = settings
+        self.stores = ThreadStores(settings.store.path)
+        self.authenticator = authenticator or Authenticator(settings, self.stores.get)
+        self.concurrency = _Concurrency(settings.jmap.max_concurrent_requests)
+
+    async def caller(self, request: Request) -> Caller:
+        remote = request.client.host if request.client else ""
+        caller = await run_in_threadpool(self.authenticator.authenticate,
+                                         request.headers.get("authorization"), remote)
+        request.state.user = caller.username
+        return caller
+
+    async def session(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        body = session(Context(caller, None, self.settings))  # the session reads no store
+        return JSONResponse(body, headers=_NO_CACHE)
+
+    async def api(self, request: Request) -> Response:
+        caller = await self.caller(request)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise RequestError("notJSON", "the Content-Type must be application/json")
+        data = parse_json(await read_limited(request, self.settings.jmap.max_size_request))
+        self.concurrency.enter(caller.username)
+        try:
+            return JSONResponse(await run_in_threadpool(self._handle, data, caller))
+        finally:
+            self.concurrency.leave(caller.username)
+
+    def _handle(self, data: Any, caller: Caller) -> dict:
+        context = Context(caller, self.stores.get(), self.settings)
+        return engine.handle(data, context, session_state(context))
+
+    async def no_blobs(self, request: Request) -> Response:
+        await self.caller(request)
+        return problem(404, "this server holds no blobs: nothing can be uploaded or downloaded")
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        last = await run_in_threadpool(lambda: self.stores.get().last_successful_run())
+        if last is None:
+            return JSONResponse({"status": "waiting for the first successful sync"}, status_code=503)
+        return JSONResponse({"status": "ok", "lastSync": last.finished_at})
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes ``limit`` octets (never buffered whole first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError("limit", f"the request is larger than maxSizeRequest ({limit} octets)",
+                        status=413, limit="maxSizeRequest")
+
+
+def parse_json(body: bytes) -> Any:
+    """I-JSON (RFC 7493): UTF-8, no duplicate member names, no NaN or Infinity."""
+    try:
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_unique_members,
+                          parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError("notJSON", f"the body is not valid I-JSON: {exc}") from None
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("duplicate member name")
+    return members
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# -- problems -----------------------------------------------------------------------------
+
+
+def problem(status: int, detail: str, kind: str = "about:blank", headers: dict | None = None,
+            **extra: Any) -> Response:
+    body = {"type": kind, "title": _REASONS.get(status, "Error"), "status": status,
+            "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, headers=headers,
+                        media_type="application/problem+json")
+
+
+async def _request_error(request: Request, exc: RequestError) -> Response:
+    body = exc.problem()
+    return JSONResponse(body, status_code=exc.status, media_type="application/problem+json")
+
+
+async def _auth_failure(request: Request, exc: AuthFailure) -> Response:
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="JMAP", charset="UTF-8"'
+    if exc.retry_after:
+        headers["Retry-After"] = str(exc.retry_after)
+    return problem(exc.status, exc.message, headers=headers)
+
+
+async def _store_error(request: Request, exc: StoreError) -> Response:
+    log.error("store failure on %s: %s", request.url.path, exc)
+    return problem(503, "the store is not available", headers={"Retry-After": "5"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected failure on %s", request.url.path)
+    return problem(500, "internal error; it has been logged")
+
+
+class AccessLog:
+    """One INFO line per request: client, user, method, path, status, milliseconds."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.monotonic(), [0]
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            client = (scope.get("client") or ("-",))[0]
+            user = scope.get("state", {}).get("user", "-")
+            log.info("%s %s %s %s %s %.0fms", client, user, scope["method"], scope["path"], status[0],
+                     (time.monotonic() - started) * 1000)
+
+
+def create_app(settings: Settings, authenticator: Authenticator | None = None) -> Starlette:
+    bridge = Bridge(settings, authenticator)
+    routes = [
+        Route("/.well-known/jmap", bridge.session, methods=["GET"]),
+        Route("/jmap/session", bridge.session, methods=["GET"]),
+        Route("/jmap", bridge.api, methods=["POST"]),
+        Route("/jmap/download/{rest:path}", bridge.no_blobs, methods=["GET"]),
+        Route("/jmap/upload/{rest:path}", bridge.no_blobs, methods=["POST"]),
+        Route("/healthz", bridge.healthz, methods=["GET"]),
+        Route("/readyz", bridge.readyz, methods=["GET"]),
+    ]
+    middleware = [Middleware(AccessLog)]
+    if settings.server.trusted_proxies:
+        middleware.append(Middleware(ProxyHeadersMiddleware,
+                                     trusted_hosts=list(settings.server.trusted_proxies)))
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={
+        RequestError: _request_error, AuthFailure: _auth_failure, StoreError: _store_error,
+        Exception: _unexpected})
+    app.state.bridge = bridge
+    return app

@@ -1,0 +1,180 @@
+"""End to end: a real `bridge serve` (uvicorn, HTTPS with a test CA, the scheduler) against a
+real slapd, driven by an independent JMAP client library (jmapc, from PyPI); a cron-style
+`bridge sync` runs beside it on the same store."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import dataclasses_json
+import ldap3
+import pytest
+import requests
+from jmapc import Client
+from jmapc.methods.base import Changes, ChangesResponse, Get, GetResponse, Query, QueryResponse
+from jmapc.models import Comparator
+from starlette.testclient import TestClient
+
+from bridge import config, sync
+from bridge.errors import ConfigError
+from bridge.server import check_listener
+from bridge.web import create_app
+from tests.conftest import standard_sources, toml_text
+from tests.support import ldif
+from tests.support.jmap import basic
+from tests.support.slapd import READER_DN, READER_PASSWORD, free_port
+
+PRINCIPALS = "urn:ietf:params:jmap:principals"
+
+
+# Principal methods in jmapc's own terms: its typed Query/Get/Changes, in our namespace
+
+@dataclass
+class PrincipalQuery(Query):
+    method_namespace = "Principal"
+    using = {PRINCIPALS}
+    filter: dict | None = None
+
+
+@dataclass
+class PrincipalQueryResponse(QueryResponse):
+    method_namespace = "Principal"
+
+
+@dataclass
+class PrincipalGet(Get):
+    method_namespace = "Principal"
+    using = {PRINCIPALS}
+
+
+@dataclass
+class PrincipalGetResponse(GetResponse):
+    method_namespace = "Principal"
+    data: list[dict] = field(default_factory=list, metadata=dataclasses_json.config(field_name="list"))
+
+
+@dataclass
+class PrincipalChanges(Changes):
+    method_namespace = "Principal"
+    using = {PRINCIPALS}
+
+
+@dataclass
+class PrincipalChangesResponse(ChangesResponse):
+    method_namespace = "Principal"
+
+
+class DirectoryClient(Client):
+    """jmapc looks for a primary account of core or mail, and its Session model drops the
+    other keys; ours is the principals one, read from the session itself."""
+
+    @functools.cached_property
+    def account_id(self) -> str:
+        url = f"https://{self._host}/.well-known/jmap"
+        return self.requests_session.get(url, timeout=10).json()["primaryAccounts"][PRINCIPALS]
+
+
+@pytest.fixture
+def served(slapd, tmp_path, tls_files):
+    port = free_port()
+    path = tmp_path / "serve.toml"
+    path.write_text(toml_text({
+        "directory": {"urls": [slapd.url], "bind_dn": READER_DN, "bind_password": READER_PASSWORD},
+        "store": {"path": str(tmp_path / "serve.db")},
+        "server": {"listen": f"127.0.0.1:{port}", "public_url": f"https://localhost:{port}",
+                   "tls_cert": str(tls_files["good"].cert), "tls_key": str(tls_files["good"].key)},
+        "schedule": {"interval": "1h"},
+        "sources": standard_sources(),
+    }))
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(path), "serve"],
+                               stdout=log, stderr=subprocess.STDOUT)
+    ca = str(tls_files["good"].ca)
+    try:
+        _wait_ready(f"https://localhost:{port}/readyz", ca, process, tmp_path / "serve.log")
+        yield {"port": port, "config": path, "ca": ca, "log": tmp_path / "serve.log"}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def _wait_ready(url: str, ca: str, process: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"bridge serve exited: {log.read_text()}")
+        try:
+            if requests.get(url, verify=ca, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"bridge serve was not ready in 30 s: {log.read_text()}")
+
+
+def test_a_jmap_client_discovers_queries_fetches_and_follows_changes(served, slapd, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", served["ca"])  # jmapc speaks https only
+    client = DirectoryClient.create_with_password(f"localhost:{served['port']}", "alice",
+                                                  ldif.PASSWORDS["alice"])
+
+    session = client.jmap_session
+    assert PRINCIPALS in session.capabilities.urns
+    assert session.api_url == f"https://localhost:{served['port']}/jmap"
+
+    found = client.request(PrincipalQuery(filter={"text": "room"}, sort=[Comparator(property="name")]))
+    assert isinstance(found, PrincipalQueryResponse) and len(found.ids) == 2
+    rooms = client.request(PrincipalGet(ids=found.ids))
+    assert [p["name"] for p in rooms.data] == ["Boardroom", "Room 4B"]
+    state = rooms.state
+
+    slapd.admin().modify(f"cn=Room 4B,{ldif.ROOMS}", {"description": [(ldap3.MODIFY_REPLACE, ["Closed"])]})
+    cron = subprocess.run([sys.executable, "-m", "bridge", "--config", str(served["config"]), "sync"],
+                          capture_output=True, text=True, timeout=60)
+    assert cron.returncode == 0, cron.stderr
+
+    changes = client.request(PrincipalChanges(since_state=state))
+    assert isinstance(changes, PrincipalChangesResponse)
+    assert changes.updated == [found.ids[1]] and changes.created == changes.destroyed == []
+    again = client.request(PrincipalGet(ids=changes.updated))
+    assert again.data[0]["description"] == "Closed"
+
+
+def test_serve_logs_requests_and_the_scheduled_sync(served, monkeypatch):
+    response = requests.get(f"https://localhost:{served['port']}/jmap/session", verify=served["ca"],
+                            auth=("alice", ldif.PASSWORDS["alice"]), timeout=10)
+    assert response.status_code == 200
+    time.sleep(0.2)
+    log = served["log"].read_text()
+    assert "scheduled sync ok: seen 34, created 34" in log
+    assert "127.0.0.1 alice GET /jmap/session 200" in log
+
+
+def test_plain_http_basic_off_loopback_is_refused():
+    settings = config.load(None, environ={"BRIDGE_SERVER__LISTEN": "0.0.0.0:8080"})
+    with pytest.raises(ConfigError, match="neither HTTPS nor on loopback"):
+        check_listener(settings)
+    check_listener(config.load(None, environ={"BRIDGE_SERVER__LISTEN": "0.0.0.0:8080",
+                                              "BRIDGE_SERVER__ALLOW_PLAIN_HTTP_BASIC": "true"}))
+    check_listener(config.load(None, environ={"BRIDGE_SERVER__LISTEN": "[::1]:8080"}))
+
+
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(slapd, make_settings, caplog):
+    lines = []
+    for trusted in ([], ["127.0.0.1"]):
+        settings = make_settings(slapd, server={"trusted_proxies": trusted})
+        sync.run(settings)
+        client = TestClient(create_app(settings), client=("127.0.0.1", 4711))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="bridge.web"):
+            client.get("/jmap/session", headers={**basic("alice", ldif.PASSWORDS["alice"]),
+                                                 "X-Forwarded-For": "203.0.113.9"})
+        lines.append(caplog.records[-1].getMessage())
+
+    assert lines[0].startswith("127.0.0.1 alice GET /jmap/session 200")
+    assert lines[1].startswith("203.0.113.9 alice GET /jmap/session 200")
