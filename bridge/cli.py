@@ -259,6 +259,11 @@ def cmd_history(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def _describe(kind: str, detail: dict) -> str:
+    if "overrides" in detail:  # a user's own edit through Principal/set
+        old, new = detail["overrides"]
+        changed = [f"{name}: {old.get(name, '(directory)')!r} -> {new.get(name)!r}"
+                   for name in sorted(new) if old.get(name) != new.get(name) or name not in old]
+        return f"edited by {detail.get('by', '?')}: " + "; ".join(changed)
     if kind == "updated":
         parts = []
         for name, change in detail.items():

@@ -43,6 +43,7 @@ def serve(settings: Settings) -> None:
         ssl_certfile=settings.server.tls_cert or None, ssl_keyfile=settings.server.tls_key or None,
         proxy_headers=False,  # the app's own middleware honours only trusted_proxies
         server_header=False, access_log=False, log_config=None, lifespan="off")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its job chatter, not ours
     scheduler = SyncScheduler(settings)
     scheduler.start()
     scheme = "https" if settings.server.tls_cert else "http"

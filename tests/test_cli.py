@@ -248,3 +248,15 @@ def test_status_flags_stale_data_after_two_schedule_intervals(slapd, make_settin
 
     assert re.search(r"^last sync\s+ok at 2026-01-01T00:00:00Z, .* ago — STALE: none within two "
                      r"intervals \(30m\)$", capsys.readouterr().out, re.M)
+
+
+def test_history_shows_a_users_own_edit(settings, capsys):
+    bridge(settings, "sync")
+    with Store.open(settings.store.path) as store:
+        alice = next(p for p in store.principals() if p.login == "alice")
+        store.edit(alice.id, {"name": "Ally"}, actor="alice")
+    capsys.readouterr()
+
+    bridge(settings, "history", alice.id)
+
+    assert "edited by alice: name: '(directory)' -> 'Ally'" in capsys.readouterr().out

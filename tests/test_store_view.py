@@ -16,8 +16,9 @@ from bridge.store import Store
 from bridge.store.view import where_sql
 
 IDS = [f"p{n:032x}" for n in range(10)]
-# letters that fold, decompose or expand differently, and GLOB's special characters
-ALPHABET = "aAbZzß_É\u0301İﬁ*?[ .@"
+# letters that fold, decompose or expand differently, GLOB's special characters, and the
+# separator of the combined text column
+ALPHABET = "aAbZzß_É\u0301İﬁ*?[ .@\x1f"
 TIME_ZONES = ["Europe/Paris", "UTC", None]
 
 

@@ -46,11 +46,17 @@ def principal_query(raw: Any, context: Context) -> dict:
     with store.reading():
         state = store.state()
         total = None
-        if anchor is not None:
+        if anchor is not None or (calculate_total and condition is not None):
+            # the whole result is needed anyway (anchor), or is cheaper than counting by a
+            # second evaluation of the filter
             ids = store.query(condition, keys, everyone)
-            if anchor not in ids:
+            total = len(ids)
+            if anchor is None:
+                start = max(0, total + position) if position < 0 else position
+            elif anchor in ids:
+                start = max(0, ids.index(anchor) + anchor_offset)
+            else:
                 raise MethodError("anchorNotFound", f"{anchor} is not in the results")
-            total, start = len(ids), max(0, ids.index(anchor) + anchor_offset)
             page = ids[start:] if limit is None else ids[start:start + limit]
         else:
             if position < 0 or calculate_total:

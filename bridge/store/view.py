@@ -14,7 +14,10 @@ from bridge.query import Contains, Equals, Filter, IdIn, Operator, SortKey
 #: principal fields a user may override (record field names)
 OVERRIDABLE = ("name", "description", "time_zone")
 _VIEW_COLUMNS = ("id", "type", "name", "description", "email", "time_zone", "login", "disabled",
-                 "name_key", "email_key", "name_fold", "email_fold", "description_fold")
+                 "name_key", "email_key", "name_fold", "email_fold", "description_fold", "text_fold")
+#: separates name, email and description in text_fold; a needle without it cannot match
+#: across two fields, so one indexed column answers the `text` filter
+TEXT_SEPARATOR = "\x1f"
 
 SCHEMA = """
 CREATE TABLE overrides (
@@ -50,7 +53,8 @@ CREATE TABLE principal_view (
     email_key TEXT,
     name_fold TEXT NOT NULL,
     email_fold TEXT,
-    description_fold TEXT
+    description_fold TEXT,
+    text_fold TEXT NOT NULL
 );
 CREATE INDEX principal_view_name ON principal_view (name_key, id);
 CREATE INDEX principal_view_email ON principal_view (email_key, id);
@@ -58,23 +62,23 @@ CREATE INDEX principal_view_type ON principal_view (type, id);
 CREATE INDEX principal_view_login ON principal_view (login);
 
 CREATE VIRTUAL TABLE principal_text USING fts5 (
-    name_fold, email_fold, description_fold,
+    name_fold, email_fold, text_fold,
     content = 'principal_view', content_rowid = 'num',
     tokenize = 'trigram case_sensitive 1', detail = 'none'
 );
 CREATE TRIGGER principal_view_insert AFTER INSERT ON principal_view BEGIN
-    INSERT INTO principal_text (rowid, name_fold, email_fold, description_fold)
-    VALUES (new.num, new.name_fold, new.email_fold, new.description_fold);
+    INSERT INTO principal_text (rowid, name_fold, email_fold, text_fold)
+    VALUES (new.num, new.name_fold, new.email_fold, new.text_fold);
 END;
 CREATE TRIGGER principal_view_delete AFTER DELETE ON principal_view BEGIN
-    INSERT INTO principal_text (principal_text, rowid, name_fold, email_fold, description_fold)
-    VALUES ('delete', old.num, old.name_fold, old.email_fold, old.description_fold);
+    INSERT INTO principal_text (principal_text, rowid, name_fold, email_fold, text_fold)
+    VALUES ('delete', old.num, old.name_fold, old.email_fold, old.text_fold);
 END;
 CREATE TRIGGER principal_view_update AFTER UPDATE ON principal_view BEGIN
-    INSERT INTO principal_text (principal_text, rowid, name_fold, email_fold, description_fold)
-    VALUES ('delete', old.num, old.name_fold, old.email_fold, old.description_fold);
-    INSERT INTO principal_text (rowid, name_fold, email_fold, description_fold)
-    VALUES (new.num, new.name_fold, new.email_fold, new.description_fold);
+    INSERT INTO principal_text (principal_text, rowid, name_fold, email_fold, text_fold)
+    VALUES ('delete', old.num, old.name_fold, old.email_fold, old.text_fold);
+    INSERT INTO principal_text (rowid, name_fold, email_fold, text_fold)
+    VALUES (new.num, new.name_fold, new.email_fold, new.text_fold);
 END;
 """
 
@@ -98,7 +102,9 @@ def refresh(db: Any, where: str = "", params: list | tuple = ()) -> None:
     db.execute(f"""INSERT INTO principal_view ({', '.join(_VIEW_COLUMNS)})
         SELECT e.id, e.type, e.name, e.description, e.email, e.time_zone, e.login, e.disabled,
                casemap_key(e.name), casemap_key(e.email),
-               casefold(e.name), casefold(e.email), casefold(e.description)
+               casefold(e.name), casefold(e.email), casefold(e.description),
+               casefold(e.name) || char(31) || coalesce(casefold(e.email), '') || char(31)
+                   || coalesce(casefold(e.description), '')
         FROM ({_EFFECTIVE} {'WHERE ' + where if where else ''}) e
         WHERE true
         ON CONFLICT (id) DO UPDATE SET {assignments}""", list(params))
@@ -132,21 +138,17 @@ def where_sql(condition: Filter | None, params: list) -> str:
         case None:
             return "1"
         case Contains(field, value):
-            columns = {"name": ("name_fold",), "email": ("email_fold",),
-                       "text": ("name_fold", "email_fold", "description_fold")}[field]
-            if len(value) >= 3:  # long enough for the trigram index
-                pattern = "*" + value.translate(_GLOB_SPECIALS) + "*"
-                params.extend([pattern] * len(columns))
-                hits = " OR ".join(f"{column} GLOB ?" for column in columns)
-                return f"v.num IN (SELECT rowid FROM principal_text WHERE {hits})"
-            params.extend([value] * len(columns))
-            return "(" + " OR ".join(f"coalesce(instr(v.{c}, ?) > 0, 0)" for c in columns) + ")"
+            return _contains(field, value, params)
         case Equals(field, value):
             params.append(value)
-            return f"coalesce(v.{field} = ?, 0)"
+            return f"v.{field} IS ?"  # IS: a null column is false, not NULL
         case IdIn(ids):
             params.append(json.dumps(sorted(ids)))
             return "v.id IN (SELECT value FROM json_each(?))"
+        case Operator("OR", conditions) if conditions and all(_indexed(c) for c in conditions):
+            # one IN over a UNION of index lookups; "IN (...) OR IN (...)" scans every row
+            subqueries = [_trigram_subquery(c, params) for c in conditions]
+            return f"v.num IN ({' UNION '.join(subqueries)})"
         case Operator(op, conditions):
             parts = [where_sql(c, params) for c in conditions]
             if op == "AND":
@@ -156,13 +158,44 @@ def where_sql(condition: Filter | None, params: list) -> str:
     raise ValueError(f"not a filter: {condition!r}")
 
 
+def _columns(field: str, value: str) -> tuple[str, ...]:
+    if field == "text" and TEXT_SEPARATOR in value:  # could span two fields in text_fold
+        return ("name_fold", "email_fold", "description_fold")
+    return ({"name": "name_fold", "email": "email_fold", "text": "text_fold"}[field],)
+
+
+def _indexed(condition: Filter) -> bool:
+    """A text condition the trigram index answers: three characters or more, one column."""
+    return isinstance(condition, Contains) and len(condition.value) >= 3 \
+        and len(_columns(condition.field, condition.value)) == 1
+
+
+def _trigram_subquery(condition: Contains, params: list) -> str:
+    params.append("*" + condition.value.translate(_GLOB_SPECIALS) + "*")
+    column = _columns(condition.field, condition.value)[0]
+    return f"SELECT rowid FROM principal_text WHERE {column} GLOB ?"
+
+
+def _contains(field: str, value: str, params: list) -> str:
+    if _indexed(Contains(field, value)):
+        return f"v.num IN ({_trigram_subquery(Contains(field, value), params)})"
+    columns = _columns(field, value)
+    params.extend([value] * len(columns))
+    return "(" + " OR ".join(f"coalesce(instr(v.{c}, ?) > 0, 0)" for c in columns) + ")"
+
+
+_NULLABLE = {"email"}
+
+
 def order_sql(keys: tuple[SortKey, ...]) -> str:
     """ORDER BY terms in query.sort's order: nulls after values ascending, id last."""
     terms = []
     for key in keys:
         column = _SORT_COLUMNS.get((key.field, key.collation), f"v.{key.field}")
         direction = "ASC" if key.ascending else "DESC"
-        terms.append(f"({column} IS NULL) {direction}, {column} {direction}")
+        if key.field in _NULLABLE:
+            terms.append(f"({column} IS NULL) {direction}")
+        terms.append(f"{column} {direction}")
     return ", ".join([*terms, "v.id ASC"])
 
 
