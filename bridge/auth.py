@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
 import os
 import re
+import secrets
 import threading
 import time
 import tomllib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import NoReturn
@@ -32,10 +33,24 @@ from bridge.errors import ConfigError, DirectoryAuthError, DirectoryError
 from bridge.mapper import flavor_for, identifier_uuid, principal_id, source_map
 from bridge.model import Caller, PrincipalType
 from bridge.store import Store
+from bridge.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 _SCRYPT = {"n": 2**12, "r": 8, "p": 1}  # ~5 ms: a cache hit stays cheap, a dump stays costly
+
+
+MAX_LOGIN = 256
+MAX_REMEMBERED = 10_000
+
+
+class _WrongPassword(Exception):
+    """The directory refused the login; ``account`` is what the failure counts against."""
+
+    def __init__(self, account: str, why: str) -> None:
+        super().__init__(why)
+        self.account = account
+        self.why = why
 
 
 class AuthFailure(Exception):
@@ -64,14 +79,25 @@ class _Remembered:
 
 
 class Authenticator:
-    """Thread-safe; one per process. ``store`` gives the calling thread its Store."""
+    """Thread-safe; one per process. ``store`` gives the calling thread its Store.
+
+    Failed logins are counted three ways: per account and client address (``max_failures``
+    locks that address out for the account), per account from anywhere (4×, against
+    guessing spread over addresses) and per address for any login (10×, against trying
+    many logins). A password that matches a remembered recent success still gets in, so a
+    stranger cannot lock out someone who is already working.
+    """
 
     def __init__(self, settings: Settings, store: Callable[[], Store]) -> None:
         self._settings = settings
         self._store = store
         self._lock = threading.Lock()
         self._remembered: dict[str, _Remembered] = {}
-        self._failures: dict[str, deque[float]] = {}
+        self._accounts: dict[str, str] = {}  # login key → the DN key it resolved to
+        window, limit = settings.auth.failure_window, settings.auth.max_failures
+        self._per_pair = Throttle(window, limit)
+        self._per_account = Throttle(window, 4 * limit)
+        self._per_address = Throttle(window, 10 * limit)
         self._tokens = load_tokens(settings.server.token_file) if settings.server.token_file else {}
 
     def authenticate(self, authorization: str | None, remote: str = "") -> Caller:
@@ -100,54 +126,75 @@ class Authenticator:
 
     # -- HTTP Basic -----------------------------------------------------------------------
 
-    def _basic(self, login: str, password: str, remote: str) -> Caller:
+    def _basic(self, raw_login: str, password: str, remote: str) -> Caller:
+        login = " ".join(raw_login.split())  # as LDAP compares it: spaces are not significant
+        if not login or len(login) > MAX_LOGIN:
+            raise AuthFailure(401, "invalid credentials")
         key = login.casefold()
-        self._refuse_if_locked(key)
-        if not login or not password:
-            self._failed(key, login, remote, "empty login or password")
         remembered = self._recall(key, password)
         if remembered:
             return replace(remembered, remote=remote)
+        with self._lock:
+            account = self._accounts.get(key, key)
+        self._refuse_if_locked(account, remote)
+        if not password:  # never sent to the directory: an empty password binds anonymously
+            self._failed(account, login, remote, "empty password")
         try:
-            caller = self._bind(login, password, remote)
-        except DirectoryAuthError as exc:
-            self._failed(key, login, remote, exc.message)
+            caller, account = self._bind(login, password, remote)
+        except _WrongPassword as wrong:
+            self._learn(key, wrong.account)
+            self._failed(wrong.account, login, remote, wrong.why)
         except DirectoryError as exc:
             log.error("cannot check a login, the directory is unavailable: %s", exc)
             raise AuthFailure(503, "the directory cannot be reached to check the password",
                               retry_after=30) from exc
+        self._learn(key, account)
         self._remember(key, password, caller)
-        with self._lock:
-            self._failures.pop(key, None)
+        self._per_pair.clear(f"{account} {remote}")
         return caller
 
-    def _bind(self, login: str, password: str, remote: str) -> Caller:
+    def _bind(self, login: str, password: str, remote: str) -> tuple[Caller, str]:
+        """Find the login's entry and bind as it; returns the caller and the entry's DN key.
+        An unknown login still costs a bind (to a DN that does not exist), so that timing
+        does not tell which logins exist."""
         settings = self._settings
         with open_directory(settings.directory) as directory:
             flavor = flavor_for(settings.directory.flavor, directory.info.flavor)
-            entries = []
+            entries, bases = [], []
             for source in settings.sources:
                 if source.type != PrincipalType.INDIVIDUAL.value:
                     continue
                 smap = source_map(source, flavor, settings.directory.id_attribute)
-                if not smap.login_attributes:
-                    continue
-                search = f"(&{smap.filter}{any_equal(smap.login_attributes, login)})"
-                entries += [(smap, entry) for entry in directory.read(
-                    smap.query(search, (smap.id_attribute,)), limit=2)]
+                bases.append(smap.base)
+                if smap.login_attributes:
+                    search = f"(&{smap.filter}{any_equal(smap.login_attributes, login)})"
+                    entries += [(smap, entry) for entry in directory.read(
+                        smap.query(search, (smap.id_attribute,)), limit=2)]
             if len(entries) != 1:
-                raise DirectoryAuthError("no such login" if not entries else "the login is ambiguous")
+                _decoy_bind(directory, bases, password)
+                raise _WrongPassword(login.casefold(), "no such login" if not entries
+                                     else "the login is ambiguous")
             smap, entry = entries[0]
-            directory.check_password(entry.dn, password)
+            account = dn_key(entry.dn)
+            try:
+                directory.check_password(entry.dn, password)
+            except DirectoryAuthError as exc:
+                raise _WrongPassword(account, exc.message) from exc
         identifiers = entry.values(smap.id_attribute)
         pid = principal_id(identifier_uuid(smap.id_attribute, identifiers[0])) if identifiers else None
         log.info("login %s bound as %s", login, entry.dn)
-        return Caller(username=login, principal_id=pid, remote=remote)
+        return Caller(username=login, principal_id=pid, remote=remote), account
+
+    def _learn(self, key: str, account: str) -> None:
+        with self._lock:
+            self._accounts[key] = account
+            while len(self._accounts) > MAX_REMEMBERED:
+                del self._accounts[next(iter(self._accounts))]
 
     def _recall(self, key: str, password: str) -> Caller | None:
         with self._lock:
             remembered = self._remembered.get(key)
-        if remembered is None or remembered.expires < time.monotonic():
+        if remembered is None or remembered.expires < time.monotonic() or not password:
             return None
         digest = hashlib.scrypt(password.encode(), salt=remembered.salt, **_SCRYPT)
         return remembered.caller if hmac.compare_digest(digest, remembered.digest) else None
@@ -158,25 +205,25 @@ class Authenticator:
             return
         salt = os.urandom(16)
         digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
-        with self._lock:
-            self._remembered[key] = _Remembered(replace(caller, remote=""), salt, digest,
-                                                time.monotonic() + ttl)
-
-    def _refuse_if_locked(self, key: str) -> None:
-        window, limit = self._settings.auth.failure_window, self._settings.auth.max_failures
         now = time.monotonic()
         with self._lock:
-            failures = self._failures.get(key)
-            while failures and failures[0] < now - window:
-                failures.popleft()
-            if failures is not None and len(failures) >= limit:
-                raise AuthFailure(429, "too many failed logins; try again later",
-                                  retry_after=int(failures[0] + window - now) + 1)
+            self._remembered[key] = _Remembered(replace(caller, remote=""), salt, digest, now + ttl)
+            if len(self._remembered) > MAX_REMEMBERED:
+                for stale in [k for k, r in self._remembered.items() if r.expires < now]:
+                    del self._remembered[stale]
+                while len(self._remembered) > MAX_REMEMBERED:
+                    del self._remembered[next(iter(self._remembered))]
 
-    def _failed(self, key: str, login: str, remote: str, why: str) -> NoReturn:
-        with self._lock:
-            self._failures.setdefault(key, deque()).append(time.monotonic())
-            self._remembered.pop(key, None)
+    def _refuse_if_locked(self, account: str, remote: str) -> None:
+        wait = max(self._per_pair.retry_after(f"{account} {remote}"),
+                   self._per_account.retry_after(account), self._per_address.retry_after(remote))
+        if wait:
+            raise AuthFailure(429, "too many failed logins; try again later", retry_after=wait)
+
+    def _failed(self, account: str, login: str, remote: str, why: str) -> NoReturn:
+        self._per_pair.fail(f"{account} {remote}")
+        self._per_account.fail(account)
+        self._per_address.fail(remote)
         log.warning("failed login %r from %s: %s", login, remote or "?", why)
         raise AuthFailure(401, "invalid credentials")
 
@@ -186,19 +233,29 @@ class Authenticator:
         server = self._settings.server
         if not server.jmap_enabled:
             raise AuthFailure(403, "JMAP is disabled on this server")
-        if caller.principal_id is None:
-            return
-        store = self._store()
-        own = store.principal(caller.principal_id)
+        rules = bool(server.allow_groups or server.deny_groups)
+        own = self._store().principal(caller.principal_id) if caller.principal_id else None
         if own is not None and own.disabled:
             raise AuthFailure(403, "this account is disabled in the directory")
-        if not (server.allow_groups or server.deny_groups):
+        if not rules:
             return
+        if own is None:  # group rules apply, and nothing is known yet of this account's groups
+            raise AuthFailure(403, "JMAP access depends on groups, and this account has not been "
+                              "synced yet")
+        store = self._store()
         groups = store.groups_of(caller.principal_id)
         if groups & store.ids_of_dns([dn_key(dn) for dn in server.deny_groups]):
             raise AuthFailure(403, "JMAP is not enabled for this account")
         if server.allow_groups and not groups & store.ids_of_dns([dn_key(dn) for dn in server.allow_groups]):
             raise AuthFailure(403, "JMAP is not enabled for this account")
+
+
+def _decoy_bind(directory, bases: list[str], password: str) -> None:
+    """A bind that must fail, costing what a real one costs."""
+    if not bases:
+        return
+    with contextlib.suppress(DirectoryError):
+        directory.check_password(f"cn={secrets.token_hex(8)},{bases[0]}", password)
 
 
 def _basic(credentials: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ with UTF-8); a null sorts after every value, and ties are broken by id, ascendin
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,12 +50,22 @@ class IdIn:
 
 
 @dataclass(frozen=True)
+class AccountIn:
+    """Principals whose account id (``template`` filled with their id, login or uuid) is one
+    of ``account_ids``; only ``owner``'s own when set (accounts visible to their owner)."""
+
+    template: str
+    account_ids: frozenset[str]
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
 class Operator:
     op: Literal["AND", "OR", "NOT"]
     conditions: tuple[Filter, ...]
 
 
-Filter = Contains | Equals | IdIn | Operator
+Filter = Contains | Equals | IdIn | AccountIn | Operator
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,9 @@ def matches(condition: Filter | None, principal: Principal) -> bool:
             return getattr(principal, field) == value
         case IdIn(ids):
             return principal.id in ids
+        case AccountIn(template, account_ids, owner):
+            return (owner is None or principal.id == owner) and \
+                account_id(template, principal.id, principal.login) in account_ids
         case Operator("AND", conditions):
             return all(matches(c, principal) for c in conditions)
         case Operator("OR", conditions):
@@ -82,6 +96,35 @@ def matches(condition: Filter | None, principal: Principal) -> bool:
         case Operator("NOT", conditions):
             return not any(matches(c, principal) for c in conditions)
     raise ValueError(f"not a filter: {condition!r}")
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_PLACEHOLDER = re.compile(r"\{(id|login|uuid)\}")
+
+
+def valid_id(value: object) -> bool:
+    """A JMAP Id (RFC 8620 §1.2): 1-255 characters of the base64url alphabet."""
+    return isinstance(value, str) and _ID.match(value) is not None
+
+
+def account_id(template: str, principal_id: str, login: str | None) -> str | None:
+    """A principal's account id from the configured template, or None when a placeholder
+    it uses is empty or the result is not a valid Id."""
+    if not template:
+        return None
+    fields = {"id": principal_id, "login": login or "",
+              "uuid": _uuid_text(principal_id)}
+    if any(not fields[name] for name in _PLACEHOLDER.findall(template)):
+        return None
+    result = _PLACEHOLDER.sub(lambda found: fields[found.group(1)], template)
+    return result if valid_id(result) else None
+
+
+def _uuid_text(principal_id: str) -> str:
+    digits = principal_id[1:]
+    if len(digits) != 32 or not all(c in "0123456789abcdef" for c in digits):
+        return ""
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def fold(text: str) -> str:
@@ -95,11 +138,12 @@ def unicode_casemap(text: str) -> str:
 
 
 def ascii_casemap(text: str) -> str:
-    """RFC 4790 i;ascii-casemap key: A-Z folded to a-z, nothing else (as SQLite's lower())."""
-    return text.translate(_ASCII_LOWER)
+    """RFC 4790 i;ascii-casemap key: a-z mapped to upper case, nothing else (as SQLite's
+    upper()); so '_' sorts after the letters."""
+    return text.translate(_ASCII_UPPER)
 
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _COLLATE = {"i;unicode-casemap": unicode_casemap, "i;ascii-casemap": ascii_casemap,
             "i;octet": lambda text: text}
 

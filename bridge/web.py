@@ -9,9 +9,7 @@ it into RFC 7807 problem details.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
 from typing import Any
 
@@ -26,11 +24,10 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from bridge.auth import Authenticator, AuthFailure
 from bridge.config import Settings
 from bridge.errors import StoreError
-from bridge.jmap import Context, engine
+from bridge.jmap import Service
+from bridge.jmap.envelope import Concurrency, check_media_type, decode, too_large
 from bridge.jmap.errors import RequestError
-from bridge.jmap.session import session, session_state
 from bridge.model import Caller
-from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -39,51 +36,14 @@ _REASONS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too M
             500: "Internal Server Error", 503: "Service Unavailable"}
 
 
-class ThreadStores:
-    """One Store (SQLite connection) per worker thread: a connection is never shared
-    between threads, and WAL lets them all read while a sync writes."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._local = threading.local()
-
-    def get(self) -> Store:
-        store = getattr(self._local, "store", None)
-        if store is None:
-            store = self._local.store = Store.open(self._path)
-        return store
-
-
-class _Concurrency:
-    """At most ``limit`` API requests in flight per user (maxConcurrentRequests)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._active: dict[str, int] = {}
-
-    def enter(self, user: str) -> None:
-        with self._lock:
-            if self._active.get(user, 0) >= self._limit:
-                raise RequestError("limit", f"more than {self._limit} concurrent requests",
-                                   status=429, limit="maxConcurrentRequests")
-            self._active[user] = self._active.get(user, 0) + 1
-
-    def leave(self, user: str) -> None:
-        with self._lock:
-            self._active[user] -= 1
-            if not self._active[user]:
-                del self._active[user]
-
-
 class Bridge:
-    """The endpoints, sharing settings, the authenticator and the per-thread stores."""
+    """The endpoints, sharing settings, the JMAP service and the authenticator."""
 
     def __init__(self, settings: Settings, authenticator: Authenticator | None = None) -> None:
         self.settings = settings
-        self.stores = ThreadStores(settings.store.path)
-        self.authenticator = authenticator or Authenticator(settings, self.stores.get)
-        self.concurrency = _Concurrency(settings.jmap.max_concurrent_requests)
+        self.jmap = Service(settings)
+        self.authenticator = authenticator or Authenticator(settings, self.jmap.store)
+        self.concurrency = Concurrency(settings.jmap.max_concurrent_requests)
 
     async def caller(self, request: Request) -> Caller:
         remote = request.client.host if request.client else ""
@@ -94,24 +54,18 @@ class Bridge:
 
     async def session(self, request: Request) -> Response:
         caller = await self.caller(request)
-        body = session(Context(caller, None, self.settings))  # the session reads no store
-        return JSONResponse(body, headers=_NO_CACHE)
+        return JSONResponse(self.jmap.session(caller), headers=_NO_CACHE)
 
     async def api(self, request: Request) -> Response:
         caller = await self.caller(request)
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise RequestError("notJSON", "the Content-Type must be application/json")
-        data = parse_json(await read_limited(request, self.settings.jmap.max_size_request))
-        self.concurrency.enter(caller.username)
+        check_media_type(request.headers.get("content-type", ""))
+        key = caller.principal_id or caller.username
+        self.concurrency.enter(key)  # before the body: a body held in memory is a request
         try:
-            return JSONResponse(await run_in_threadpool(self._handle, data, caller))
+            data = decode(await read_limited(request, self.settings.jmap.max_size_request))
+            return JSONResponse(await run_in_threadpool(self.jmap.handle, data, caller))
         finally:
-            self.concurrency.leave(caller.username)
-
-    def _handle(self, data: Any, caller: Caller) -> dict:
-        context = Context(caller, self.stores.get(), self.settings)
-        return engine.handle(data, context, session_state(context))
+            self.concurrency.leave(key)
 
     async def no_blobs(self, request: Request) -> Response:
         await self.caller(request)
@@ -121,48 +75,23 @@ class Bridge:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        last = await run_in_threadpool(lambda: self.stores.get().last_successful_run())
+        last = await run_in_threadpool(self.jmap.last_sync)
         if last is None:
             return JSONResponse({"status": "waiting for the first successful sync"}, status_code=503)
-        return JSONResponse({"status": "ok", "lastSync": last.finished_at})
+        return JSONResponse({"status": "ok", "lastSync": last})
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
     """The body, refused as soon as it passes ``limit`` octets (never buffered whole first)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
     return bytes(body)
-
-
-def _too_large(limit: int) -> RequestError:
-    return RequestError("limit", f"the request is larger than maxSizeRequest ({limit} octets)",
-                        status=413, limit="maxSizeRequest")
-
-
-def parse_json(body: bytes) -> Any:
-    """I-JSON (RFC 7493): UTF-8, no duplicate member names, no NaN or Infinity."""
-    try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=_unique_members,
-                          parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError("notJSON", f"the body is not valid I-JSON: {exc}") from None
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("duplicate member name")
-    return members
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 # -- problems -----------------------------------------------------------------------------

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge import config  # noqa: E402
-from bridge.jmap import Context, engine  # noqa: E402
+from bridge.jmap.core import Context  # noqa: E402
+from bridge.jmap.methods import engine  # noqa: E402
 from bridge.model import Caller, MappedEntry, Principal, PrincipalType  # noqa: E402
 from bridge.store import Store  # noqa: E402
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
 from starlette.testclient import TestClient
 
 from bridge import config, sync
+from bridge.store import Store
 from bridge.web import create_app
 from tests.support import ldif
-from tests.support.jmap import Jmap, basic
+from tests.support.jmap import Jmap, basic, bearer
 from tests.support.slapd import (
     READER_DN,
     READER_PASSWORD,
@@ -109,6 +111,40 @@ def synced(settings) -> config.Settings:
 def client(synced):
     with TestClient(create_app(synced)) as test_client:
         yield test_client
+
+
+SERVICE_TOKEN = "service-token-0123456789"
+
+
+class StoreApi:
+    """The app over a store the test fills itself (no directory): a service client with a
+    bearer token, and ``apply`` to stage a complete snapshot."""
+
+    def __init__(self, tmp_path, **sections) -> None:
+        tokens = tmp_path / "tokens.toml"
+        tokens.write_text(f'[[token]]\nname = "svc"\ntoken = "{SERVICE_TOKEN}"\n')
+        path = tmp_path / "api.toml"
+        path.write_text(toml_text({"store": {"path": str(tmp_path / "api.db")},
+                                   "server": {"token_file": str(tokens)}, **sections}))
+        self.settings = config.load(str(path), environ={})
+        self.store = Store.open(self.settings.store.path)
+        self.client = TestClient(create_app(self.settings))
+        self.jmap = Jmap(self.client, bearer(SERVICE_TOKEN))
+
+    def apply(self, entries, **kwargs) -> None:
+        with self.store.snapshot() as snapshot:
+            for entry in entries:
+                snapshot.add(entry)
+            snapshot.apply(lambda plan: None, {"started": time.time(), "mode": "full",
+                                               "seen": len(entries), "skipped": 0, "warnings": 0},
+                           **kwargs)
+
+
+@pytest.fixture
+def store_api(tmp_path) -> StoreApi:
+    api = StoreApi(tmp_path)
+    yield api
+    api.store.close()
 
 
 @pytest.fixture

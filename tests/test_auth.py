@@ -75,13 +75,72 @@ def test_with_no_cache_every_request_binds(slapd, make_settings):
     assert status(client, alice_headers()) == 503
 
 
+def clients(settings, *addresses: str) -> list[TestClient]:
+    sync.run(settings)
+    application = create_app(settings)
+    return [TestClient(application, client=(address, 4711)) for address in addresses]
+
+
 def test_failures_lock_the_login_out_for_the_window(slapd, make_settings):
-    client = app(make_settings(slapd, auth={"max_failures": 3, "failure_window": "10m"}))
+    client, = clients(make_settings(slapd, auth={"max_failures": 3, "failure_window": "10m"}), "10.0.0.1")
     assert [status(client, alice_headers("wrong")) for _ in range(3)] == [401, 401, 401]
 
     locked = client.get("/jmap/session", headers=alice_headers())
     assert locked.status_code == 429 and 0 < int(locked.headers["retry-after"]) <= 600
     assert status(client, basic("bob", ldif.PASSWORDS["bob"])) == 200  # others are not affected
+
+
+def test_spellings_of_one_account_share_its_lockout(slapd, make_settings):
+    """LDAP ignores surrounding and repeated spaces, and the mail alias names the same entry:
+    none of them buys more guesses."""
+    client, = clients(make_settings(slapd, auth={"max_failures": 3},
+                                    sources={"people": {"type": "individual", "base": ldif.PEOPLE,
+                                                        "login_attributes": ["uid", "mail"]}}), "10.0.0.1")
+    for login in ("alice", " alice", "alice@example.org"):
+        assert status(client, basic(login, "wrong")) == 401
+
+    for login in ("alice ", "alice  ", "ALICE", "alice@example.org"):
+        assert status(client, basic(login, "wrong")) == 429, login
+
+
+def test_a_login_with_spaces_is_the_login_without_them(alice, client):
+    session = client.get("/jmap/session", headers=basic("  alice ", ldif.PASSWORDS["alice"])).json()
+    assert session["username"] == "alice"
+
+
+def test_a_lockout_from_one_address_does_not_lock_out_another(slapd, make_settings):
+    attacker, victim = clients(make_settings(slapd, auth={"max_failures": 3}), "10.0.0.66", "10.0.0.7")
+    for _ in range(3):
+        status(attacker, alice_headers("wrong"))
+
+    assert status(attacker, alice_headers()) == 429
+    assert status(victim, alice_headers()) == 200
+
+
+def test_a_remembered_password_still_gets_in_during_a_lockout(slapd, make_settings):
+    victim, attacker = clients(make_settings(slapd, auth={"max_failures": 2}), "10.0.0.7", "10.0.0.66")
+    assert status(victim, alice_headers()) == 200
+    for address in ("10.0.0.66", "10.0.0.67", "10.0.0.68", "10.0.0.69"):  # 4 x 2: account locked
+        other = TestClient(attacker.app, client=(address, 4711))
+        status(other, alice_headers("wrong"))
+        status(other, alice_headers("wrong"))
+    newcomer = TestClient(attacker.app, client=("10.0.0.8", 4711))
+
+    assert status(newcomer, alice_headers("another-guess")) == 429  # the account is locked ...
+    assert status(victim, alice_headers()) == 200  # ... but a password seen recently gets in
+
+
+def test_many_logins_from_one_address_lock_that_address(slapd, make_settings):
+    prober, = clients(make_settings(slapd, auth={"max_failures": 1}), "10.0.0.66")
+    codes = [status(prober, basic(f"nobody{n}", "guess")) for n in range(11)]
+
+    assert codes == [401] * 10 + [429]
+    assert status(prober, alice_headers()) == 429
+
+
+def test_an_overlong_login_is_refused_without_a_directory_call(slapd, client):
+    slapd.kill()
+    assert status(client, basic("a" * 300, "x")) == 401
 
 
 def test_a_disabled_account_may_not_use_jmap(client):
@@ -101,6 +160,16 @@ def test_allow_groups_admit_nested_members_only(slapd, make_settings):
     client = app(make_settings(slapd, server={"allow_groups": [f"cn=outer,{GROUPS}"]}))
     assert status(client, alice_headers()) == 200
     assert status(client, basic("bob", ldif.PASSWORDS["bob"])) == 403
+
+
+def test_group_rules_refuse_an_account_not_synced_yet(slapd, make_settings):
+    client = app(make_settings(slapd, server={"deny_groups": [f"cn=admins,{GROUPS}"]}))
+    slapd.admin().add(ldif.person_dn("newbie"), ["inetOrgPerson"], {
+        "cn": "New", "sn": "New", "uid": "newbie", "userPassword": "newbie-secret-pw"})
+
+    response = client.get("/jmap/session", headers=basic("newbie", "newbie-secret-pw"))
+
+    assert response.status_code == 403 and "not been synced yet" in response.json()["detail"]
 
 
 def test_deny_groups_win(slapd, make_settings):

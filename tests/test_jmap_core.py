@@ -272,3 +272,10 @@ def test_rfc6901_pointers_with_the_jmap_star(path, value):
 def test_pointers_that_do_not_resolve(path):
     with pytest.raises((KeyError, IndexError, ValueError, TypeError)):
         evaluate_pointer({"a": [1], "c~d/e": 4}, path)
+
+
+@pytest.mark.parametrize("body", [b'{"using": ["\\ud800"], "methodCalls": []}', b"[" * 100_000])
+def test_lone_surrogates_and_absurd_nesting_are_not_json(alice, body):
+    response = alice.client.post("/jmap", content=body,
+                                 headers={**alice.headers, "Content-Type": "application/json"})
+    problem_of(response, 400, "notJSON")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import ldap3
 import pytest
 from starlette.testclient import TestClient
 
 from bridge import sync
+from bridge.model import MappedEntry, Principal, PrincipalType
 from bridge.store import Store
 from bridge.web import create_app
 from tests.support import ldif
@@ -166,7 +169,9 @@ def test_changes_page_through_intermediate_states(slapd, synced, alice):
 
 def test_a_principal_that_becomes_disabled_is_destroyed_for_clients(slapd, synced, alice):
     state = alice.one("Principal/get", ids=[])["state"]
-    erin = ids_by_dn(synced)[ldif.person_dn("erin")]
+    ids = ids_by_dn(synced)
+    erin = ids[ldif.person_dn("erin")]
+    groups = sorted([ids[ldif.group_dn("posix")], ids[ldif.group_dn("outer")]])
     slapd.admin().modify(ldif.person_dn("erin"), {"employeeType": [(ldap3.MODIFY_ADD, ["former"])]})
     resync(synced)
 
@@ -175,9 +180,21 @@ def test_a_principal_that_becomes_disabled_is_destroyed_for_clients(slapd, synce
     resync(synced)
     enabled = changes(alice, disabled["newState"])
 
-    assert (disabled["destroyed"], disabled["updated"]) == ([erin], [])
-    assert (enabled["created"], enabled["updated"]) == ([erin], [])
+    # her groups' member lists lose and regain her: they are updated too
+    assert (disabled["destroyed"], sorted(disabled["updated"])) == ([erin], groups)
+    assert (enabled["created"], sorted(enabled["updated"])) == ([erin], groups)
     assert changes(alice, state)["updated"] == [erin]  # visible at both ends: an update
+
+
+def test_hidden_principals_stay_out_of_member_lists(alice, synced, slapd):
+    ids = ids_by_dn(synced)
+    slapd.admin().modify(ldif.group_dn("staff"), {"member": [(ldap3.MODIFY_ADD, [ldif.person_dn("carol")])]})
+    resync(synced)
+
+    staff = alice.one("Principal/get", ids=[ids[ldif.group_dn("staff")]], using=[*USING, MEMBERSHIP])
+
+    assert ids[ldif.person_dn("carol")] not in staff["list"][0]["members"]  # carol is locked
+    assert ids[ldif.person_dn("alice")] in staff["list"][0]["members"]
 
 
 @pytest.mark.parametrize("state", ["", "garbage", "abc-", "-12"])
@@ -255,6 +272,7 @@ def test_editing_ones_own_name_description_and_time_zone(slapd, synced, alice):
     ({"id": "pother"}, ["id"]),
     ({"capabilities": {"x": {}}}, ["capabilities"]),
     ({"accounts": {"a": {}}}, ["accounts"]),
+    ({"capabilities/urn:x": {}}, ["capabilities"]),
     ({"color": "red"}, ["color"]),
 ])
 def test_invalid_or_server_set_values_are_invalid_properties(alice, synced, patch, bad):
@@ -306,3 +324,84 @@ def test_properties_not_configured_editable_are_forbidden(slapd, make_settings):
         result = set_(alice, update={me: {"name": "Other", "timeZone": "UTC"}})
     assert result["notUpdated"][me]["type"] == "forbidden"
     assert result["notUpdated"][me]["properties"] == ["name"]
+
+
+# -- /changes collapsing (RFC 8620 §5.2), on a store the test drives --------------------------
+
+PIDS = [f"p{n:032x}" for n in range(6)]
+
+
+def person(pid: str, name: str = "x", disabled: bool = False) -> MappedEntry:
+    return MappedEntry(Principal(id=pid, source="s", type=PrincipalType.INDIVIDUAL, dn=f"cn={pid}",
+                                 dn_key=f"cn={pid}", name=name, login=pid, disabled=disabled))
+
+
+def state_of(api) -> str:
+    return api.jmap.one("Principal/get", ids=[])["state"]
+
+
+def test_rfc8620_5_2_created_then_destroyed_is_omitted(store_api):
+    store_api.apply([person(PIDS[0])])
+    state = state_of(store_api)
+    store_api.apply([person(PIDS[0]), person(PIDS[1])])
+    store_api.apply([person(PIDS[0])])
+
+    result = changes(store_api.jmap, state)
+
+    assert (result["created"], result["updated"], result["destroyed"]) == ([], [], [])
+    assert result["newState"] != state
+
+
+def test_rfc8620_5_2_destroyed_then_recreated_is_an_update(store_api):
+    store_api.apply([person(PIDS[0]), person(PIDS[1])])
+    state = state_of(store_api)
+    store_api.apply([person(PIDS[1])])
+    store_api.apply([person(PIDS[0], "back"), person(PIDS[1])])
+
+    result = changes(store_api.jmap, state)
+    assert (result["created"], result["updated"], result["destroyed"]) == ([], [PIDS[0]], [])
+
+
+def test_rfc8620_5_2_created_then_updated_is_created(store_api):
+    state = state_of(store_api)
+    store_api.apply([person(PIDS[0])])
+    store_api.apply([person(PIDS[0], "renamed")])
+
+    assert changes(store_api.jmap, state)["created"] == [PIDS[0]]
+
+
+def test_pruned_history_cannot_be_calculated(store_api):
+    old = state_of(store_api)  # before the rows that will be pruned
+    store_api.apply([person(PIDS[0])])
+    with sqlite3.connect(store_api.settings.store.path) as conn:
+        conn.execute("UPDATE changes SET at = '2000-01-01T00:00:00Z'")
+    store_api.apply([person(PIDS[0]), person(PIDS[1])], retention=86400)
+    recent = state_of(store_api)
+
+    assert store_api.jmap.error("Principal/changes", sinceState=old)["type"] == "cannotCalculateChanges"
+    assert store_api.jmap.error("Principal/queryChanges", sinceQueryState=old)["type"] == \
+        "cannotCalculateChanges"
+    assert changes(store_api.jmap, recent)["created"] == []
+
+
+def test_states_from_other_visibility_settings_cannot_be_calculated(slapd, make_settings):
+    hidden = make_settings(slapd)
+    sync.run(hidden)
+    with TestClient(create_app(hidden)) as client:
+        state = Jmap(client, basic("alice", ldif.PASSWORDS["alice"])).one("Principal/get", ids=[])["state"]
+    shown = make_settings(slapd, jmap={"show_disabled": True})
+    with TestClient(create_app(shown)) as client:
+        alice = Jmap(client, basic("alice", ldif.PASSWORDS["alice"]))
+        assert alice.error("Principal/changes", sinceState=state)["type"] == "cannotCalculateChanges"
+
+
+def test_creation_ids_in_update_and_destroy(alice, synced):
+    me = ids_by_dn(synced)[ldif.person_dn("alice")]
+    response = alice.post({"using": USING, "createdIds": {"mine": me}, "methodCalls": [
+        ["Principal/set", {"accountId": ACCOUNT, "update": {"#mine": {"timeZone": "UTC"}},
+                           "destroy": ["#mine", "#unknown"]}, "0"]]}).json()
+    result = response["methodResponses"][0][1]
+
+    assert result["updated"] == {me: None}
+    assert result["notDestroyed"] == {"#mine": {"type": "forbidden", "description": result[
+        "notDestroyed"]["#mine"]["description"]}, "#unknown": {"type": "notFound", "description": None}}

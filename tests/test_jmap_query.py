@@ -78,20 +78,21 @@ def test_sorts_by_name_email_type_and_id_with_ties_by_id(alice):
 
 
 def test_collations_differ_where_they_should(alice, slapd, synced):
-    """'_' (0x5F) sorts after the capitals but before the small letters: first under
-    i;ascii-casemap (which lower-cases), last under i;octet and i;unicode-casemap (which
-    title-cases)."""
-    slapd.admin().add(ldif.person_dn("under"), ["inetOrgPerson"],
-                      {"cn": "Under", "sn": "Under", "uid": "under", "displayName": "_under"})
+    """'_' (0x5F) lies between the capitals and the small letters; 'é' beyond ASCII."""
+    for uid, shown in (("under", "_under"), ("zed", "zed lower"), ("emile", "émile")):
+        slapd.admin().add(ldif.person_dn(uid), ["inetOrgPerson"],
+                          {"cn": uid, "sn": uid, "uid": uid, "displayName": shown})
     sync.run(synced)
 
     def ordered(collation):
         return names(alice, filter={"type": "individual"},
                      sort=[{"property": "name", "collation": collation}])
 
-    assert ordered("i;ascii-casemap")[0] == "_under"
-    assert ordered("i;octet")[-1] == "_under" and ordered("i;octet")[0] == "Alice L."
-    assert ordered("i;unicode-casemap")[-1] == "_under"
+    octet, ascii_, unicode_ = ordered("i;octet"), ordered("i;ascii-casemap"), ordered("i;unicode-casemap")
+    assert octet.index("_under") < octet.index("zed lower")  # as code points
+    assert ascii_.index("zed lower") < ascii_.index("_under")  # upper-cased: 'Z' before '_'
+    assert ascii_[-1] == "émile"  # no case for non-ASCII letters
+    assert unicode_.index("émile") < unicode_.index("User 001")  # É decomposes to E
 
 
 @pytest.mark.parametrize("sort, kind", [
@@ -195,22 +196,24 @@ WORDS = st.sampled_from(["Ann", "ann", "Bob", "bo", "Éva", "eva", "_x", "Zed", 
 
 
 def record(pid: str, name: str, email: str | None, kind: str, zone: str | None,
-           disabled: bool) -> MappedEntry:
+           disabled: bool, login: str) -> MappedEntry:
     return MappedEntry(Principal(id=pid, source="s", type=PrincipalType(kind), dn=f"cn={pid},dc=x",
                                  dn_key=f"cn={pid},dc=x", name=name, email=email, time_zone=zone,
-                                 login=pid, disabled=disabled))
+                                 login=login, disabled=disabled))
 
 
 directories = st.dictionaries(st.sampled_from(IDS), st.tuples(
     WORDS, st.none() | WORDS.map(lambda w: f"{w}@x.org"), st.sampled_from(["individual", "group"]),
-    st.sampled_from([None, "UTC"]), st.booleans()), max_size=10)
+    st.sampled_from([None, "UTC"]), st.booleans(), st.sampled_from(["ann", "bob", "cy"])), max_size=10)
 edits = st.dictionaries(st.sampled_from(IDS), st.fixed_dictionaries({}, optional={
     "name": WORDS, "time_zone": st.sampled_from([None, "UTC"])}), max_size=3)
 atoms = st.one_of(
     st.builds(lambda k, v: {k: v}, st.sampled_from(["name", "email", "text"]),
               st.sampled_from(["a", "bo", "ß", "x.o", "e"])),
     st.builds(lambda v: {"type": v}, st.sampled_from(["individual", "group"])),
-    st.just({"timeZone": "UTC"}))
+    st.just({"timeZone": "UTC"}),
+    st.builds(lambda ids: {"accountIds": ids}, st.lists(st.sampled_from(["u-ann", "u-bob", "u-x"]),
+                                                        max_size=2)))
 filters = st.none() | st.recursive(atoms, lambda inner: st.builds(
     lambda op, cs: {"operator": op, "conditions": cs}, st.sampled_from(["AND", "OR", "NOT"]),
     st.lists(inner, max_size=3)), max_leaves=4)
@@ -236,7 +239,9 @@ def test_applying_removed_and_added_to_the_old_result_gives_the_new_one(first, s
         token_file = Path(temporary) / "tokens.toml"
         token_file.write_text('[[token]]\nname = "svc"\ntoken = "a-long-enough-token-0123"\n')
         settings = config.load(None, environ={"BRIDGE_STORE__PATH": f"{temporary}/b.db",
-                                              "BRIDGE_SERVER__TOKEN_FILE": str(token_file)})
+                                              "BRIDGE_SERVER__TOKEN_FILE": str(token_file),
+                                              "BRIDGE_JMAP__ACCOUNT_ID_TEMPLATE": "u-{login}",
+                                              "BRIDGE_JMAP__ACCOUNTS_VISIBLE": "all"})
         with Store.open(settings.store.path) as store, TestClient(create_app(settings)) as client:
             jmap = Jmap(client, bearer("a-long-enough-token-0123"))
             query = {"filter": condition, "sort": sort}
@@ -264,3 +269,47 @@ def test_applying_removed_and_added_to_the_old_result_gives_the_new_one(first, s
                     rebuilt = apply_changes(cached, partial, partial["total"])
                     assert len(rebuilt) == len(new["ids"])
                     assert all(got in (None, want) for got, want in zip(rebuilt, new["ids"], strict=True))
+
+
+def test_query_changes_follow_account_ids_through_a_login_change(tmp_path):
+    """accountIds depend on each principal's login: when logins move between principals,
+    the old result must be judged with the old logins."""
+    from tests.conftest import StoreApi
+
+    api = StoreApi(tmp_path, jmap={"account_id_template": "u-{login}", "accounts_visible": "all"})
+    a, b = IDS[0], IDS[1]
+    api.apply([record(a, "A", None, "individual", None, False, "ann"),
+               record(b, "B", None, "individual", None, False, "bob")])
+    query = {"filter": {"accountIds": ["u-bob"]}}
+    old = api.jmap.one("Principal/query", **query)
+    api.apply([record(a, "A", None, "individual", None, False, "bob"),
+               record(b, "B", None, "individual", None, False, "robert")])
+
+    result = api.jmap.one("Principal/queryChanges", sinceQueryState=old["queryState"], **query)
+    new = api.jmap.one("Principal/query", **query)
+
+    assert (old["ids"], new["ids"]) == ([b], [a])
+    assert apply_changes(old["ids"], result) == new["ids"]
+
+
+def test_filters_too_big_or_too_deep_are_unsupported(alice):
+    wide = {"operator": "OR", "conditions": [{"name": f"n{n}"} for n in range(64)]}
+    deep: dict = {"name": "x"}
+    for _ in range(8):
+        deep = {"operator": "NOT", "conditions": [deep]}
+
+    assert alice.error("Principal/query", filter=wide)["type"] == "unsupportedFilter"
+    assert alice.error("Principal/query", filter=deep)["type"] == "unsupportedFilter"
+    assert alice.one("Principal/query", filter={"operator": "OR", "conditions": wide["conditions"][:63]})
+
+
+def test_query_changes_after_a_mass_change_asks_for_a_new_query(tmp_path):
+    from tests.conftest import StoreApi
+
+    api = StoreApi(tmp_path, jmap={"max_changes": 3})
+    api.apply([record(pid, "A", None, "individual", None, False, "x") for pid in IDS[:5]])
+    old = api.jmap.one("Principal/query")
+    api.apply([record(pid, "B", None, "individual", None, False, "x") for pid in IDS[:5]])
+
+    error = api.jmap.error("Principal/queryChanges", sinceQueryState=old["queryState"])
+    assert error["type"] == "cannotCalculateChanges"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bridge import query
 from bridge.model import MappedEntry, Principal, PrincipalType
-from bridge.query import Contains, Equals, IdIn, Operator, SortKey
+from bridge.query import AccountIn, Contains, Equals, IdIn, Operator, SortKey
 from bridge.store import Store
 from bridge.store.view import where_sql
 
@@ -23,10 +23,10 @@ TIME_ZONES = ["Europe/Paris", "UTC", None]
 
 
 def entry(pid: str, name: str, email: str | None, description: str | None, kind: str,
-          zone: str | None, disabled: bool) -> MappedEntry:
+          zone: str | None, disabled: bool, login: str | None = None) -> MappedEntry:
     return MappedEntry(Principal(id=pid, source="s", type=PrincipalType(kind), dn=f"cn={pid},dc=x",
                                  dn_key=f"cn={pid},dc=x", name=name, email=email,
-                                 description=description, time_zone=zone, login=pid,
+                                 description=description, time_zone=zone, login=login,
                                  disabled=disabled))
 
 
@@ -39,9 +39,10 @@ def apply(store: Store, entries: list[MappedEntry]) -> None:
 
 
 texts = st.text(ALPHABET, min_size=0, max_size=6)
+LOGINS = ["ann", "bob", "", "b o"]
 records = st.builds(entry, st.just(""), texts.filter(bool), st.none() | texts, st.none() | texts,
                     st.sampled_from(["individual", "group", "location"]), st.sampled_from(TIME_ZONES),
-                    st.booleans())
+                    st.booleans(), st.none() | st.sampled_from(LOGINS))
 directories = st.lists(records, min_size=0, max_size=10).map(lambda items: [
     MappedEntry(Principal(**{**vars_of(e.principal), "id": IDS[n]})) for n, e in enumerate(items)])
 edits = st.dictionaries(st.sampled_from(IDS), st.fixed_dictionaries(
@@ -58,7 +59,11 @@ def conditions():
         st.builds(Contains.of, st.sampled_from(["name", "email", "text"]), st.text(ALPHABET, max_size=4)),
         st.builds(Equals, st.just("type"), st.sampled_from(["individual", "group", "location"])),
         st.builds(Equals, st.just("time_zone"), st.sampled_from(["Europe/Paris", "UTC"])),
-        st.builds(IdIn, st.frozensets(st.sampled_from(IDS), max_size=4)))
+        st.builds(IdIn, st.frozensets(st.sampled_from(IDS), max_size=4)),
+        st.builds(AccountIn, st.sampled_from(["u-{login}", "{id}", "{uuid}", "x-{login}-{login}"]),
+                  st.frozensets(st.sampled_from(["u-ann", "u-bob", IDS[1], "x-bob-bob",
+                                                 "00000000-0000-0000-0000-000000000003"]), max_size=3),
+                  st.none() | st.sampled_from(IDS[:3])))
     return st.recursive(atoms, lambda inner: st.builds(
         Operator, st.sampled_from(["AND", "OR", "NOT"]), st.lists(inner, max_size=3).map(tuple)),
         max_leaves=6)

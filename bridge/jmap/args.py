@@ -3,18 +3,13 @@ required one or a value of the wrong type is ``invalidArguments``, naming the ar
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from bridge.jmap.errors import invalid_arguments
+from bridge.query import valid_id as is_id
 
 MAX_INT = 2**53 - 1
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _MISSING = object()
-
-
-def is_id(value: Any) -> bool:
-    return isinstance(value, str) and _ID.match(value) is not None
 
 
 class Args:

@@ -9,6 +9,8 @@ of the batch still runs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any
 
 from bridge.config import Settings
 from bridge.jmap.errors import MethodError, RequestError, invalid_arguments
-from bridge.model import Caller
+from bridge.model import Caller, Principal
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,32 @@ class Context:
     settings: Settings
     using: frozenset[str] = frozenset()
     created_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def view_key(self) -> str:
+        """A short name for the settings that shape answers (visibility, accounts): part of
+        every state, so changing them makes older states foreign to clients."""
+        jmap = self.settings.jmap
+        shape = json.dumps([jmap.show_disabled, jmap.account_id_template, jmap.accounts_visible,
+                            sorted(jmap.account_capabilities)])
+        return hashlib.sha256(shape.encode()).hexdigest()[:6]
+
+    def state(self, modseq: int | None = None) -> str:
+        """The current state, or the one right after ``modseq``."""
+        if modseq is None:
+            return self.store.state(self.view_key)
+        return self.store.state_at(modseq, self.view_key)
+
+    def parse_state(self, token: str) -> int | None:
+        """The modseq of one of our states; None if foreign; invalidArguments if no state."""
+        try:
+            return self.store.parse_state(token, self.view_key)
+        except ValueError:
+            raise invalid_arguments(f"{token!r} is not a state of this server") from None
+
+    def visible(self, principal: Principal | None) -> bool:
+        """Whether clients see a principal: it exists and is not disabled (unless shown)."""
+        return principal is not None and (self.settings.jmap.show_disabled or not principal.disabled)
 
     def account_capabilities(self) -> dict[str, dict]:
         """The directory account's capabilities for this caller (RFC 9670 §1.5)."""

@@ -13,16 +13,13 @@ so applying ``removed`` then ``added`` to the old result gives the new one.
 
 from __future__ import annotations
 
-import re
-import uuid
 from typing import Any
 
 from bridge import query
 from bridge.jmap.args import Args, is_id
 from bridge.jmap.core import PRINCIPALS, Context
 from bridge.jmap.errors import MethodError, invalid_arguments
-from bridge.model import Principal
-from bridge.query import Contains, Equals, Filter, IdIn, Operator, SortKey
+from bridge.query import AccountIn, Contains, Equals, Filter, Operator, SortKey
 
 FILTER_KEYS = {"accountIds", "email", "name", "text", "type", "timeZone"}
 SORT_PROPERTIES = set(query.SORT_FIELDS)
@@ -44,7 +41,7 @@ def principal_query(raw: Any, context: Context) -> dict:
     calculate_total = args.boolean("calculateTotal", False)
     store, everyone = context.store, context.settings.jmap.show_disabled
     with store.reading():
-        state = store.state()
+        state = context.state()
         total = None
         if anchor is not None or (calculate_total and condition is not None):
             # the whole result is needed anyway (anchor), or is cheaper than counting by a
@@ -82,23 +79,23 @@ def principal_query_changes(raw: Any, context: Context) -> dict:
     up_to_id = args.string("upToId", None, nullable=True)
     calculate_total = args.boolean("calculateTotal", False)
     store, everyone = context.store, context.settings.jmap.show_disabled
-    try:
-        since = store.parse_state(since_state)
-    except ValueError:
-        raise invalid_arguments("sinceQueryState is not a queryState of this server") from None
+    since = context.parse_state(since_state)
     with store.reading():
-        state = store.state()
+        state = context.state()
         new_ids = store.query(condition, keys, everyone)
         changed = store.changed_since(since) if since is not None else None
         if changed is None:
-            raise MethodError("cannotCalculateChanges", "that query state is too old or from "
-                              "another database; run the query again")
+            raise MethodError("cannotCalculateChanges", "that query state is too old, from "
+                              "another database or from other settings; run the query again")
+        if len(changed) > context.settings.jmap.max_changes:
+            raise MethodError("cannotCalculateChanges", f"{len(changed)} principals changed since "
+                              "then; run the query again")
         before = store.states_at(changed, since)
         after = store.views(changed)
     index = {pid: n for n, pid in enumerate(new_ids)}
     removed, added = [], []
     for pid in changed:
-        was = _visible(before[pid], everyone) and query.matches(condition, before[pid])
+        was = context.visible(before[pid]) and query.matches(condition, before[pid])
         now = pid in index
         if was and now and query.sort_position(before[pid], keys) == query.sort_position(after[pid], keys):
             continue  # same place among the unchanged results: nothing to tell
@@ -119,16 +116,24 @@ def principal_query_changes(raw: Any, context: Context) -> dict:
     return response
 
 
-def _visible(principal: Principal | None, everyone: bool) -> bool:
-    return principal is not None and (everyone or not principal.disabled)
-
-
 # -- filters and sorts --------------------------------------------------------------------
+
+
+MAX_CONDITIONS, MAX_DEPTH = 64, 8
 
 
 def parse_filter(value: dict | None, context: Context) -> Filter | None:
     if value is None:
         return None
+    budget = [MAX_CONDITIONS]
+    return _parse(value, context, budget, depth=1)
+
+
+def _parse(value: dict, context: Context, budget: list[int], depth: int) -> Filter:
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise MethodError("unsupportedFilter", f"a filter may have at most {MAX_CONDITIONS} "
+                          f"conditions, nested at most {MAX_DEPTH} deep")
     if "operator" in value:
         if set(value) != {"operator", "conditions"} or value["operator"] not in ("AND", "OR", "NOT") \
                 or not isinstance(value["conditions"], list):
@@ -137,7 +142,7 @@ def parse_filter(value: dict | None, context: Context) -> Filter | None:
         for child in value["conditions"]:
             if not isinstance(child, dict):
                 raise invalid_arguments("each condition is an object")
-            children.append(parse_filter(child, context))
+            children.append(_parse(child, context, budget, depth + 1))
         return Operator(value["operator"], tuple(children))
     unknown = sorted(set(value) - FILTER_KEYS)
     if unknown:
@@ -147,7 +152,7 @@ def parse_filter(value: dict | None, context: Context) -> Filter | None:
         if key == "accountIds":
             if not isinstance(given, list) or not all(isinstance(i, str) for i in given):
                 raise invalid_arguments("accountIds must be a list of strings")
-            atoms.append(IdIn(frozenset(owners_of_accounts(given, context))))
+            atoms.append(_accounts_filter(given, context))
             continue
         if not isinstance(given, str):
             raise invalid_arguments(f"{key} must be a string")
@@ -156,6 +161,17 @@ def parse_filter(value: dict | None, context: Context) -> Filter | None:
         else:
             atoms.append(Equals("type" if key == "type" else "time_zone", given))
     return atoms[0] if len(atoms) == 1 else Operator("AND", tuple(atoms))
+
+
+def _accounts_filter(account_ids: list[str], context: Context) -> Filter:
+    """The principals whose ``accounts``, as this caller sees them, hold one of the ids."""
+    jmap = context.settings.jmap
+    if not jmap.account_id_template:
+        return Operator("OR", ())  # nobody has accounts: matches nothing
+    owner = context.caller.principal_id if jmap.accounts_visible == "own" else None
+    if jmap.accounts_visible == "own" and owner is None:
+        return Operator("OR", ())
+    return AccountIn(jmap.account_id_template, frozenset(account_ids), owner)
 
 
 def parse_sort(value: list | None) -> tuple[SortKey, ...]:
@@ -178,52 +194,3 @@ def parse_sort(value: list | None) -> tuple[SortKey, ...]:
             raise MethodError("unsupportedSort", f"unknown collation {collation!r}")
         keys.append(SortKey(comparator["property"], ascending, collation))
     return tuple(keys)
-
-
-# -- Principal.accounts ------------------------------------------------------------------------
-
-
-def account_id_of(principal: Principal, template: str) -> str:
-    return template.format(id=principal.id, login=principal.login or "",
-                           uuid=str(uuid.UUID(hex=principal.id[1:])))
-
-
-def owners_of_accounts(account_ids: list[str], context: Context) -> set[str]:
-    """The principals whose ``accounts`` (as this caller sees them) hold one of the ids."""
-    jmap = context.settings.jmap
-    if not jmap.account_id_template:
-        return set()
-    pattern = _template_pattern(jmap.account_id_template)
-    wanted_ids, wanted_logins = set(), []
-    for account_id in account_ids:
-        found = pattern.fullmatch(account_id)
-        if not found:
-            continue
-        fields = found.groupdict()
-        if fields.get("id"):
-            wanted_ids.add(fields["id"])
-        elif fields.get("uuid"):
-            try:
-                wanted_ids.add("p" + uuid.UUID(fields["uuid"]).hex)
-            except ValueError:
-                continue
-        elif fields.get("login"):
-            wanted_logins.append(fields["login"])
-    owners = wanted_ids | set(context.store.ids_of_logins(wanted_logins).values())
-    if jmap.accounts_visible == "own":
-        owners &= {context.caller.principal_id}
-    # the account id must come out of the template exactly (a login may hold other text)
-    found = context.store.views(sorted(owners))
-    return {pid for pid, p in found.items() if account_id_of(p, jmap.account_id_template) in account_ids}
-
-
-def _template_pattern(template: str) -> re.Pattern:
-    """A regex that takes an account id apart along the template's placeholders."""
-    regex, named = "", set()
-    for n, part in enumerate(re.split(r"\{(id|login|uuid)\}", template)):
-        if n % 2 == 0:
-            regex += re.escape(part)
-        else:
-            regex += f"(?P={part})" if part in named else f"(?P<{part}>.+?)"
-            named.add(part)
-    return re.compile(regex)

@@ -18,7 +18,7 @@ from bridge.model import Principal
 from bridge.query import Filter, SortKey
 from bridge.store import changes as log
 from bridge.store import reconstruct, view
-from bridge.store.changes import ChangeRow, ChangeSet, format_state, parse_state
+from bridge.store.changes import ChangeRow, format_state, parse_state
 from bridge.store.db import connect, sql_errors, utc_now, write_transaction
 from bridge.store.edits import apply_edit
 from bridge.store.reconstruct import Window
@@ -27,7 +27,7 @@ from bridge.store.schema import SCHEMA_VERSION, migrate
 from bridge.store.snapshot import Applied, Plan, Sample, Snapshot, SourceDiff
 from bridge.store.staging import Resolution
 
-__all__ = ["Applied", "ChangeRow", "ChangeSet", "Plan", "Resolution", "RunRecord", "Sample",
+__all__ = ["Applied", "ChangeRow", "Plan", "Resolution", "RunRecord", "Sample",
            "Snapshot", "SourceDiff", "Store", "Window", "parse_state"]
 
 
@@ -136,12 +136,23 @@ class Store:
         with sql_errors("reading the state"):
             return log.current_modseq(self._db)
 
-    def state(self) -> str:
-        """The Principal state token: ``<epoch>-<modseq>``."""
-        return format_state(self.epoch, self.modseq())
+    def state(self, view: str = "") -> str:
+        """The Principal state token: ``<epoch>-<modseq>``, or ``<epoch>.<view>-<modseq>``
+        where ``view`` names settings that shape what clients see (a change of them makes
+        older tokens foreign, so clients refetch instead of keeping stale answers)."""
+        return format_state(self._prefix(view), self.modseq())
 
-    def parse_state(self, token: str) -> int | None:
-        return parse_state(self.epoch, token)
+    def state_at(self, modseq: int, view: str = "") -> str:
+        """The token of an intermediate state (a /changes page)."""
+        return format_state(self._prefix(view), modseq)
+
+    def parse_state(self, token: str, view: str = "") -> int | None:
+        """The modseq of a token of this database and view; None for a foreign one;
+        ValueError when it is not a state token at all."""
+        return parse_state(self._prefix(view), token)
+
+    def _prefix(self, view: str) -> str:
+        return f"{self.epoch}.{view}" if view else self.epoch
 
     def pruned_through(self) -> int:
         with sql_errors("reading the history horizon"):
@@ -164,16 +175,6 @@ class Store:
             rows = self._db.execute("SELECT type, count(*), sum(disabled) FROM principals "
                                     "GROUP BY type ORDER BY type").fetchall()
         return {kind: {"total": total, "disabled": disabled or 0} for kind, total, disabled in rows}
-
-    def effective_members(self, group_id: str) -> set[str]:
-        with sql_errors("reading memberships"):
-            rows = self._db.execute("SELECT member_id FROM effective_members WHERE group_id = ?",
-                                    [group_id]).fetchall()
-        return {row[0] for row in rows}
-
-    def changes_since(self, modseq: int) -> ChangeSet | None:
-        with sql_errors("reading changes"):
-            return log.changes_since(self._db, modseq)
 
     def history(self, record_id: str) -> list[ChangeRow]:
         with sql_errors("reading history"):
@@ -260,10 +261,20 @@ class Store:
         with sql_errors("reconstructing principals"):
             return reconstruct.states_at(self._db, ids, modseq)
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE) around several reads and writes, e.g. a
+        state check, an edit and the new state of one Principal/set."""
+        with sql_errors("writing"), write_transaction(self._db):
+            yield
+
     def edit(self, principal_id: str, values: dict[str, str | None], actor: str,
              remote: str = "") -> bool:
         """Lay a user's own edits over their principal (a new state, an audit row per
-        field); False when nothing changed."""
+        field); False when nothing changed. Joins a surrounding ``writing()``."""
+        if self._db.conn.in_transaction:
+            with sql_errors("saving an edit"):
+                return apply_edit(self._db, principal_id, values, actor, remote)
         with sql_errors("saving an edit"), write_transaction(self._db):
             return apply_edit(self._db, principal_id, values, actor, remote)
 

@@ -1,5 +1,5 @@
-"""The change log: state tokens, changes since a modseq with RFC 8620 §5.2 collapsing,
-one record's history, and retention pruning."""
+"""The change log: state tokens, one record's history, rows since a modseq, and retention
+pruning."""
 
 from __future__ import annotations
 
@@ -10,18 +10,6 @@ from typing import Any
 import sqlite_utils
 
 PRINCIPAL = "Principal"
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """Ids changed since a modseq, collapsed: a record created and destroyed within the
-    window is absent; one that existed before and exists now is ``updated``."""
-
-    since: int
-    until: int
-    created: tuple[str, ...] = ()
-    updated: tuple[str, ...] = ()
-    destroyed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,33 +50,6 @@ def set_modseq(db: sqlite_utils.Database, scope: str, modseq: int) -> None:
 def pruned_through(db: sqlite_utils.Database) -> int:
     row = db.execute("SELECT value FROM meta WHERE key = 'pruned_through'").fetchone()
     return int(row[0]) if row else 0
-
-
-def changes_since(db: sqlite_utils.Database, since: int, record_type: str = PRINCIPAL) -> ChangeSet | None:
-    """Everything that changed after ``since``, or None when history since then was pruned
-    (or ``since`` lies in the future)."""
-    until = current_modseq(db, record_type)
-    if since < pruned_through(db) or since > until:
-        return None
-    rows = db.execute(
-        """SELECT record_id,
-                  (SELECT kind FROM changes f WHERE f.record_id = c.record_id AND f.type = c.type
-                     AND f.modseq > ? ORDER BY f.modseq LIMIT 1) AS first_kind,
-                  (SELECT kind FROM changes l WHERE l.record_id = c.record_id AND l.type = c.type
-                     ORDER BY l.modseq DESC LIMIT 1) AS last_kind
-           FROM changes c WHERE c.type = ? AND c.modseq > ?
-           GROUP BY record_id ORDER BY min(modseq)""", [since, record_type, since]).fetchall()
-    created, updated, destroyed = [], [], []
-    for record_id, first_kind, last_kind in rows:
-        existed = first_kind != "created"
-        exists = last_kind != "destroyed"
-        if existed and exists:
-            updated.append(record_id)
-        elif exists:
-            created.append(record_id)
-        elif existed:
-            destroyed.append(record_id)
-    return ChangeSet(since, until, tuple(created), tuple(updated), tuple(destroyed))
 
 
 _ROW = "SELECT modseq, type, record_id, kind, run_id, at, dn_key, detail FROM changes"

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlite_utils
 
 from bridge.errors import StoreError
-from bridge.query import fold, unicode_casemap
+from bridge.query import account_id, fold, unicode_casemap
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -60,6 +60,7 @@ def _register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("casemap_key", 1,
                          lambda text: None if text is None else unicode_casemap(text),
                          deterministic=True)
+    conn.create_function("account_id", 3, account_id, deterministic=True)
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

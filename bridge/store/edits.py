@@ -40,7 +40,7 @@ def apply_edit(db: Any, principal_id: str, values: dict[str, str | None], actor:
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(now, principal_id, actor, field, before_effective[field], after_effective[field], remote)
          for field in OVERRIDABLE if before_effective[field] != after_effective[field]])
-    refresh(db, "p.id = ?", [principal_id])
+    refresh(db, "p.id = ?", [principal_id], drop_gone=False)
     return True
 
 

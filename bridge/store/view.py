@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bridge.query import Contains, Equals, Filter, IdIn, Operator, SortKey
+from bridge.query import AccountIn, Contains, Equals, Filter, IdIn, Operator, SortKey
 
 #: principal fields a user may override (record field names)
 OVERRIDABLE = ("name", "description", "time_zone")
@@ -95,9 +95,10 @@ _EFFECTIVE = f"""
               for f in OVERRIDABLE)}"""
 
 
-def refresh(db: Any, where: str = "", params: list | tuple = ()) -> None:
+def refresh(db: Any, where: str = "", params: list | tuple = (), drop_gone: bool = True) -> None:
     """Rewrite the view rows of the principals selected by ``where`` (SQL on ``p``, the
-    principals table; empty: all), and drop view rows of principals that are gone."""
+    principals table; empty: all), and (``drop_gone``) drop rows of principals that are
+    gone."""
     assignments = ", ".join(f"{c} = excluded.{c}" for c in _VIEW_COLUMNS[1:])
     db.execute(f"""INSERT INTO principal_view ({', '.join(_VIEW_COLUMNS)})
         SELECT e.id, e.type, e.name, e.description, e.email, e.time_zone, e.login, e.disabled,
@@ -108,7 +109,8 @@ def refresh(db: Any, where: str = "", params: list | tuple = ()) -> None:
         FROM ({_EFFECTIVE} {'WHERE ' + where if where else ''}) e
         WHERE true
         ON CONFLICT (id) DO UPDATE SET {assignments}""", list(params))
-    db.execute("DELETE FROM principal_view WHERE id NOT IN (SELECT id FROM principals)")
+    if drop_gone:
+        db.execute("DELETE FROM principal_view WHERE id NOT IN (SELECT id FROM principals)")
 
 
 def overrides_of(db: Any, ids: list[str]) -> dict[str, dict[str, str | None]]:
@@ -124,9 +126,9 @@ def overrides_of(db: Any, ids: list[str]) -> dict[str, dict[str, str | None]]:
 
 _GLOB_SPECIALS = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
 _SORT_COLUMNS = {
-    ("name", "i;unicode-casemap"): "v.name_key", ("name", "i;ascii-casemap"): "lower(v.name)",
+    ("name", "i;unicode-casemap"): "v.name_key", ("name", "i;ascii-casemap"): "upper(v.name)",
     ("name", "i;octet"): "v.name",
-    ("email", "i;unicode-casemap"): "v.email_key", ("email", "i;ascii-casemap"): "lower(v.email)",
+    ("email", "i;unicode-casemap"): "v.email_key", ("email", "i;ascii-casemap"): "upper(v.email)",
     ("email", "i;octet"): "v.email",
 }
 
@@ -145,6 +147,14 @@ def where_sql(condition: Filter | None, params: list) -> str:
         case IdIn(ids):
             params.append(json.dumps(sorted(ids)))
             return "v.id IN (SELECT value FROM json_each(?))"
+        case AccountIn(template, account_ids, owner):
+            own = ""
+            if owner is not None:
+                params.append(owner)
+                own = "v.id = ? AND "
+            params.extend([template, json.dumps(sorted(account_ids))])
+            return (f"({own}coalesce(account_id(?, v.id, v.login) IN "
+                    "(SELECT value FROM json_each(?)), 0))")
         case Operator("OR", conditions) if conditions and all(_indexed(c) for c in conditions):
             # one IN over a UNION of index lookups; "IN (...) OR IN (...)" scans every row
             subqueries = [_trigram_subquery(c, params) for c in conditions]
