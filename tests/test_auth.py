@@ -219,3 +219,15 @@ def test_a_bad_token_file_is_a_config_error(tmp_path, body, fragment):
     path.write_text(body)
     with pytest.raises(ConfigError, match=fragment):
         load_tokens(str(path))
+
+
+def test_behind_a_trusted_proxy_lockouts_follow_the_forwarded_address(slapd, make_settings):
+    proxy, = clients(make_settings(slapd, auth={"max_failures": 2},
+                                   server={"trusted_proxies": ["10.0.0.1"]}), "10.0.0.1")
+
+    def attempt(forwarded: str, password: str) -> int:
+        return proxy.get("/jmap/session", headers={**alice_headers(password),
+                                                   "X-Forwarded-For": forwarded}).status_code
+
+    assert [attempt("203.0.113.66", "wrong") for _ in range(3)] == [401, 401, 429]
+    assert attempt("203.0.113.7", ldif.PASSWORDS["alice"]) == 200  # another client of the proxy

@@ -279,3 +279,18 @@ def test_lone_surrogates_and_absurd_nesting_are_not_json(alice, body):
     response = alice.client.post("/jmap", content=body,
                                  headers={**alice.headers, "Content-Type": "application/json"})
     problem_of(response, 400, "notJSON")
+
+
+def test_max_concurrent_requests_per_caller():
+    from bridge.jmap.envelope import Concurrency
+    from bridge.jmap.errors import RequestError
+
+    limit = Concurrency(2)
+    limit.enter("a")
+    limit.enter("a")
+    limit.enter("b")
+    with pytest.raises(RequestError) as refused:
+        limit.enter("a")
+    assert (refused.value.status, refused.value.limit) == (429, "maxConcurrentRequests")
+    limit.leave("a")
+    limit.enter("a")  # a slot came free
