@@ -100,10 +100,14 @@ class Authenticator:
         self._per_address = Throttle(window, 10 * limit)
         self._tokens = load_tokens(settings.server.token_file) if settings.server.token_file else {}
 
-    def authenticate(self, authorization: str | None, remote: str = "") -> Caller:
+    def authenticate(self, authorization: str | None, remote: str = "", scope: str = "jmap") -> Caller:
+        """The caller of a request needing ``scope``: jmap (the API, users and tokens) or
+        notify (share-event ingestion, tokens only)."""
         scheme, _, credentials = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
-            return self._token(credentials.strip(), remote)
+            return self._token(credentials.strip(), remote, scope)
+        if scope != "jmap":
+            raise AuthFailure(401, f"a bearer token with the {scope} scope is required")
         if scheme.lower() != "basic" or not credentials.strip():
             raise AuthFailure(401, "authentication required")
         login, password = _basic(credentials.strip())
@@ -113,13 +117,13 @@ class Authenticator:
 
     # -- tokens ---------------------------------------------------------------------------
 
-    def _token(self, presented: str, remote: str) -> Caller:
+    def _token(self, presented: str, remote: str, scope: str) -> Caller:
         digest = hashlib.sha256(presented.encode()).digest()
         for token in self._tokens.values():
             if hmac.compare_digest(token.digest, digest):
-                if "jmap" not in token.scopes:
-                    raise AuthFailure(403, f"token {token.name!r} has no jmap scope")
-                if not self._settings.server.jmap_enabled:
+                if scope not in token.scopes:
+                    raise AuthFailure(403, f"token {token.name!r} has no {scope} scope")
+                if scope == "jmap" and not self._settings.server.jmap_enabled:
                     raise AuthFailure(403, "JMAP is disabled on this server")
                 return Caller(username=token.name, is_service=True, remote=remote)
         raise AuthFailure(401, "unknown bearer token")

@@ -9,12 +9,13 @@ import logging
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import TextIO
 
 from bridge import check as checking
 from bridge import config, sync
 from bridge import status as views
-from bridge.errors import EXIT_ABORTED, EXIT_BUSY, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, BridgeError
+from bridge.errors import EXIT_ABORTED, EXIT_BUSY, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, BridgeError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     verb("serve", cmd_serve,
          "Serve the JMAP API (uvicorn) and run the sync every schedule.interval.",
          "bridge --config /etc/bridge/bridge.toml serve")
+    sub = verb("notify", cmd_notify,
+               "Turn share events (a JSON array, see README) into ShareNotifications.",
+               "bridge notify events.json")
+    sub.add_argument("file", metavar="FILE", help="JSON file of share events; - for standard input")
     verb("check-config", cmd_check_config,
          "Validate the configuration, then bind to the directory and try every source.",
          "bridge --config bridge.toml check-config")
@@ -160,6 +165,34 @@ def cmd_serve(settings: config.Settings, args: argparse.Namespace) -> int:
 
     server.serve(settings)
     return EXIT_OK
+
+
+# -- notify ----------------------------------------------------------------------------
+
+
+def cmd_notify(settings: config.Settings, args: argparse.Namespace) -> int:
+    from bridge.jmap.ingest import events_of, ingest
+    from bridge.store import Store
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        events = events_of(json.loads(text))
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"{args.file}: {exc}") from None
+    with Store.open(settings.store.path) as store:
+        outcomes = ingest(events, store, settings)
+    for outcome in outcomes:
+        if outcome.status == "created":
+            replaced = f" (replacing {', '.join(outcome.replaced)})" if outcome.replaced else ""
+            print(f"{outcome.index}: created {', '.join(outcome.ids) or 'nothing: the change cancels out'}"
+                  f"{replaced}")
+        else:
+            print(f"{outcome.index}: rejected: {outcome.reason}")
+    rejected = sum(outcome.status == "rejected" for outcome in outcomes)
+    print(f"notify: {len(outcomes) - rejected} created, {rejected} rejected")
+    return EXIT_FAILED if rejected else EXIT_OK
 
 
 # -- status -----------------------------------------------------------------------------

@@ -187,6 +187,8 @@ JMAP = Section("jmap", "The JMAP API: limits announced in the session and enforc
     Option("max_objects_in_set", 500, c.integer(1), "maxObjectsInSet."),
     Option("max_changes", 5000, c.integer(1),
            "Most ids one /changes answer carries when the client sets no maxChanges."),
+    Option("max_event_streams", 4, c.integer(1),
+           "Push (EventSource) connections one user may hold open at once."),
     Option("show_disabled", False, c.boolean,
            "Show disabled principals (locked accounts, disabled_filter matches) to clients."),
     Option("editable_properties", _PRINCIPAL_PROPERTIES, c.string_list(c.choice(*_PRINCIPAL_PROPERTIES)),
@@ -208,7 +210,23 @@ SCHEDULE = Section("schedule", "When the sync runs inside `bridge serve`.", (
            "without a successful run."),
 ))
 
-SECTIONS: tuple[Section, ...] = (DIRECTORY, SYNC, STORE, SERVER, AUTH, JMAP, SCHEDULE)
+NOTIFICATIONS = Section("notifications", "ShareNotifications: how long and how many are kept, "
+                        "and how share events name their recipients.", (
+    Option("max_per_recipient", 500, c.integer(1),
+           "At most this many per user; a new one beyond it destroys the oldest."),
+    Option("max_age", "90d", c.positive_duration, "Destroy notifications older than this."),
+    Option("coalesce_window", "10m", c.duration,
+           "Another change to the same object within this replaces the earlier notification by "
+           "one that keeps its oldRights and takes the new newRights (a change undone leaves "
+           "none); 0 never coalesces."),
+    Option("expand_groups", False, c.boolean,
+           "A share event for a group notifies its members (nested, enabled individuals); "
+           "otherwise it is refused, as RFC 9670 allows."),
+    Option("max_group_size", 100, c.integer(1),
+           "With expand_groups: refuse groups with more members than this."),
+))
+
+SECTIONS: tuple[Section, ...] = (DIRECTORY, SYNC, STORE, SERVER, AUTH, JMAP, NOTIFICATIONS, SCHEDULE)
 
 
 class Values(Mapping):
@@ -251,6 +269,7 @@ class Settings:
     server: Values
     auth: Values
     jmap: Values
+    notifications: Values
     schedule: Values
     sources: tuple[Values, ...]
     origin: str  # the file the settings came from, or "" when only the environment

@@ -42,7 +42,9 @@ def serve(settings: Settings) -> None:
         create_app(settings), host=host, port=port,
         ssl_certfile=settings.server.tls_cert or None, ssl_keyfile=settings.server.tls_key or None,
         proxy_headers=False,  # the app's own middleware honours only trusted_proxies
-        server_header=False, access_log=False, log_config=None, lifespan="off")
+        server_header=False, access_log=False, log_config=None, lifespan="off",
+        # push streams never end by themselves: on shutdown they get this long, then close
+        timeout_graceful_shutdown=5)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its job chatter, not ours
     scheduler = SyncScheduler(settings)
     scheduler.start()

@@ -4,12 +4,15 @@ it into RFC 7807 problem details.
 
     GET  /.well-known/jmap, /jmap/session   the Session object
     POST /jmap                              the API (maxSizeRequest enforced while reading)
+    POST /notify                            share events from groupware (token, notify scope)
+    GET  /jmap/eventsource                  push: state events as the caller's states move
     GET  /healthz, /readyz                  liveness, and readiness (store + a good sync)
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -17,16 +20,17 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bridge.auth import Authenticator, AuthFailure
 from bridge.config import Settings
 from bridge.errors import StoreError
-from bridge.jmap import Service
+from bridge.jmap import Service, push
 from bridge.jmap.envelope import Concurrency, check_media_type, decode, too_large
 from bridge.jmap.errors import RequestError
+from bridge.jmap.ingest import events_of, ingest
 from bridge.model import Caller
 
 log = logging.getLogger(__name__)
@@ -44,11 +48,14 @@ class Bridge:
         self.jmap = Service(settings)
         self.authenticator = authenticator or Authenticator(settings, self.jmap.store)
         self.concurrency = Concurrency(settings.jmap.max_concurrent_requests)
+        self.watcher = push.Watcher(self.jmap.last_change)
+        self.lock = threading.Lock()
+        self.streams: dict[str, int] = {}
 
-    async def caller(self, request: Request) -> Caller:
+    async def caller(self, request: Request, scope: str = "jmap") -> Caller:
         remote = request.client.host if request.client else ""
         caller = await run_in_threadpool(self.authenticator.authenticate,
-                                         request.headers.get("authorization"), remote)
+                                         request.headers.get("authorization"), remote, scope)
         request.state.user = caller.username
         return caller
 
@@ -63,9 +70,50 @@ class Bridge:
         self.concurrency.enter(key)  # before the body: a body held in memory is a request
         try:
             data = decode(await read_limited(request, self.settings.jmap.max_size_request))
-            return JSONResponse(await run_in_threadpool(self.jmap.handle, data, caller))
+            response = await run_in_threadpool(self.jmap.handle, data, caller)
         finally:
             self.concurrency.leave(key)
+        self.watcher.poke()  # a /set may have changed something: tell the streams now
+        return JSONResponse(response)
+
+    async def notify(self, request: Request) -> Response:
+        """Share events from a groupware server (a token with the notify scope)."""
+        await self.caller(request, scope="notify")
+        check_media_type(request.headers.get("content-type", ""))
+        body = decode(await read_limited(request, self.settings.jmap.max_size_request))
+        try:
+            events = events_of(body)
+        except ValueError as exc:
+            return problem(400, str(exc))
+        outcomes = await run_in_threadpool(ingest, events, self.jmap.store(), self.settings)
+        self.watcher.poke()
+        return JSONResponse({"results": [outcome.wire() for outcome in outcomes]})
+
+    async def eventsource(self, request: Request) -> Response:
+        """Push (RFC 8620 §7.3); at most jmap.max_event_streams open per user."""
+        caller = await self.caller(request)
+        try:
+            wanted = push.subscription(request.query_params)
+        except ValueError as exc:
+            return problem(400, str(exc))
+        key = caller.principal_id or caller.username
+        with self.lock:
+            if self.streams.get(key, 0) >= self.settings.jmap.max_event_streams:
+                return problem(429, f"at most {self.settings.jmap.max_event_streams} event streams "
+                               "per user", headers={"Retry-After": "30"})
+            self.streams[key] = self.streams.get(key, 0) + 1
+
+        async def states() -> dict[str, str]:
+            return await run_in_threadpool(self.jmap.push_states, caller)
+
+        body = push.stream(wanted, states, self.watcher, request.headers.get("last-event-id"))
+        return EventStream(body, on_close=lambda: self._stream_closed(key))
+
+    def _stream_closed(self, key: str) -> None:
+        with self.lock:
+            self.streams[key] -= 1
+            if not self.streams[key]:
+                del self.streams[key]
 
     async def no_blobs(self, request: Request) -> Response:
         await self.caller(request)
@@ -129,6 +177,22 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return problem(500, "internal error; it has been logged")
 
 
+class EventStream(StreamingResponse):
+    """text/event-stream that runs ``on_close`` however the response ends (a client that
+    leaves before the first event included), so a closed stream leaves nothing behind."""
+
+    def __init__(self, body, on_close) -> None:
+        super().__init__(body, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
 class AccessLog:
     """One INFO line per request: client, user, method, path, status, milliseconds."""
 
@@ -161,6 +225,8 @@ def create_app(settings: Settings, authenticator: Authenticator | None = None) -
         Route("/.well-known/jmap", bridge.session, methods=["GET"]),
         Route("/jmap/session", bridge.session, methods=["GET"]),
         Route("/jmap", bridge.api, methods=["POST"]),
+        Route("/notify", bridge.notify, methods=["POST"]),
+        Route("/jmap/eventsource", bridge.eventsource, methods=["GET"]),
         Route("/jmap/download/{rest:path}", bridge.no_blobs, methods=["GET"]),
         Route("/jmap/upload/{rest:path}", bridge.no_blobs, methods=["POST"]),
         Route("/healthz", bridge.healthz, methods=["GET"]),

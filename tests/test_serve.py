@@ -4,10 +4,13 @@ real slapd, driven by an independent JMAP client library (jmapc, from PyPI); a c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import queue
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -79,15 +82,21 @@ class DirectoryClient(Client):
         return self.requests_session.get(url, timeout=10).json()["primaryAccounts"][PRINCIPALS]
 
 
+NOTIFY_TOKEN = "groupware-notify-token-01"
+
+
 @pytest.fixture
 def served(slapd, tmp_path, tls_files):
     port = free_port()
-    path = tmp_path / "serve.toml"
+    path, tokens = tmp_path / "serve.toml", tmp_path / "tokens.toml"
+    tokens.write_text(f'[[token]]\nname = "groupware"\ntoken = "{NOTIFY_TOKEN}"\nscopes = ["notify"]\n')
     path.write_text(toml_text({
         "directory": {"urls": [slapd.url], "bind_dn": READER_DN, "bind_password": READER_PASSWORD},
         "store": {"path": str(tmp_path / "serve.db")},
         "server": {"listen": f"127.0.0.1:{port}", "public_url": f"https://localhost:{port}",
-                   "tls_cert": str(tls_files["good"].cert), "tls_key": str(tls_files["good"].key)},
+                   "tls_cert": str(tls_files["good"].cert), "tls_key": str(tls_files["good"].key),
+                   "token_file": str(tokens)},
+        "jmap": {"max_event_streams": 2},
         "schedule": {"interval": "1h"},
         "sources": standard_sources(),
     }))
@@ -143,6 +152,101 @@ def test_a_jmap_client_discovers_queries_fetches_and_follows_changes(served, sla
     assert changes.updated == [found.ids[1]] and changes.created == changes.destroyed == []
     again = client.request(PrincipalGet(ids=changes.updated))
     assert again.data[0]["description"] == "Closed"
+
+
+@dataclass
+class NotificationGet(Get):
+    method_namespace = "ShareNotification"
+    using = {PRINCIPALS}
+
+
+@dataclass
+class NotificationGetResponse(GetResponse):
+    method_namespace = "ShareNotification"
+    data: list[dict] = field(default_factory=list, metadata=dataclasses_json.config(field_name="list"))
+
+
+def listen(client: Client, events: queue.Queue) -> None:
+    """Hold the client's EventSource open, queueing what arrives, until the server goes."""
+    with contextlib.suppress(Exception):  # the server stopping ends the stream any which way
+        for event in client.events:
+            events.put(event)
+
+
+def next_event(events: queue.Queue, wanted: str, seconds: float = 10):
+    """The first event whose id mentions ``wanted`` (a state), within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            event = events.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if wanted in (event.id or ""):
+            return event
+    raise AssertionError(f"no state event with {wanted} within {seconds}s")
+
+
+def test_push_reaches_a_client_after_a_cron_sync_and_after_ingestion(served, slapd, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", served["ca"])
+    host = f"localhost:{served['port']}"
+    reader = DirectoryClient.create_with_password(host, "alice", ldif.PASSWORDS["alice"])
+    principal_state = reader.request(PrincipalGet(ids=[])).state
+    notification_state = reader.request(NotificationGet(ids=[])).state
+    # resuming from these states, the stream sends at once whatever it connects too late for
+    listener = DirectoryClient.create_with_password(
+        host, "alice", ldif.PASSWORDS["alice"],
+        last_event_id=f"Principal={principal_state} ShareNotification={notification_state}")
+    events: queue.Queue = queue.Queue()
+    threading.Thread(target=listen, args=(listener, events), daemon=True).start()
+
+    slapd.admin().modify(f"cn=Room 4B,{ldif.ROOMS}", {"description": [(ldap3.MODIFY_REPLACE, ["Moved"])]})
+    cron = subprocess.run([sys.executable, "-m", "bridge", "--config", str(served["config"]), "sync"],
+                          capture_output=True, text=True, timeout=60)
+    assert cron.returncode == 0, cron.stderr
+    new_principals = reader.request(PrincipalGet(ids=[])).state
+    after_sync = next_event(events, f"Principal={new_principals}")
+    assert set(after_sync.data.changed) == {"directory"}
+
+    ingested = requests.post(f"https://{host}/notify", timeout=10, headers={
+        "Authorization": f"Bearer {NOTIFY_TOKEN}"}, json=[{
+            "recipient": "alice", "changedBy": {"name": "Bob", "email": None, "principalId": None},
+            "objectType": "Calendar", "objectAccountId": "a1", "objectId": "c1", "oldRights": None,
+            "newRights": {"mayRead": True}, "name": "Team"}])
+    assert ingested.json()["results"][0]["status"] == "created"
+    new_notifications = reader.request(NotificationGet(ids=[])).state
+    next_event(events, f"ShareNotification={new_notifications}")
+
+
+def open_stream(served, query: str) -> requests.Response:
+    return requests.get(f"https://localhost:{served['port']}/jmap/eventsource?{query}", stream=True,
+                        verify=served["ca"], auth=("alice", ldif.PASSWORDS["alice"]), timeout=10)
+
+
+def test_pings_keep_the_stream_alive_without_an_id(served):
+    with open_stream(served, "types=*&closeafter=no&ping=1") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines(decode_unicode=True)
+        frame = [next(lines), next(lines), next(lines)]
+
+    assert frame == ["event: ping", 'data: {"interval":1}', ""]
+
+
+def test_streams_per_user_are_limited_and_closing_one_frees_it(served):
+    first, second = open_stream(served, "types=*&closeafter=no&ping=0"), \
+        open_stream(served, "types=*&closeafter=no&ping=0")
+    refused = open_stream(served, "types=*&closeafter=no&ping=0")
+    assert (first.status_code, second.status_code, refused.status_code) == (200, 200, 429)
+    first.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        again = open_stream(served, "types=*&closeafter=no&ping=0")
+        if again.status_code == 200:
+            break
+        again.close()
+        time.sleep(0.2)
+    assert again.status_code == 200  # the closed stream left nothing behind
+    for stream in (second, again, refused):
+        stream.close()
 
 
 def test_serve_logs_requests_and_the_scheduled_sync(served, monkeypatch):

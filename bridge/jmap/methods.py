@@ -3,6 +3,13 @@
 from bridge.jmap.core import PRINCIPALS, Engine, Method
 from bridge.jmap.principal_query import principal_query, principal_query_changes
 from bridge.jmap.principals import principal_changes, principal_get, principal_set
+from bridge.jmap.share_notifications import (
+    notification_changes,
+    notification_get,
+    notification_query,
+    notification_query_changes,
+    notification_set,
+)
 
 engine = Engine({
     "Principal/get": Method(PRINCIPALS, principal_get),
@@ -10,4 +17,9 @@ engine = Engine({
     "Principal/query": Method(PRINCIPALS, principal_query),
     "Principal/queryChanges": Method(PRINCIPALS, principal_query_changes),
     "Principal/set": Method(PRINCIPALS, principal_set),
+    "ShareNotification/get": Method(PRINCIPALS, notification_get),
+    "ShareNotification/changes": Method(PRINCIPALS, notification_changes),
+    "ShareNotification/query": Method(PRINCIPALS, notification_query),
+    "ShareNotification/queryChanges": Method(PRINCIPALS, notification_query_changes),
+    "ShareNotification/set": Method(PRINCIPALS, notification_set),
 })

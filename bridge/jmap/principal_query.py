@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from bridge import query
-from bridge.jmap.args import Args, is_id
+from bridge.jmap import paging
+from bridge.jmap.args import Args
 from bridge.jmap.core import PRINCIPALS, Context
 from bridge.jmap.errors import MethodError, invalid_arguments
 from bridge.query import AccountIn, Contains, Equals, Filter, Operator, SortKey
@@ -26,19 +27,14 @@ SORT_PROPERTIES = set(query.SORT_FIELDS)
 
 
 def principal_query(raw: Any, context: Context) -> dict:
-    args = Args(raw, {"accountId", "filter", "sort", "position", "anchor", "anchorOffset", "limit",
-                      "calculateTotal"})
+    args = Args(raw, paging.QUERY_ARGUMENTS)
     account_id = args.id("accountId")
     context.check_account(account_id, PRINCIPALS)
     condition = parse_filter(args.object("filter"), context)
     keys = parse_sort(args.list("sort"))
-    position = args.integer("position", 0)
-    anchor = args.string("anchor", None, nullable=True)
-    if anchor is not None and not is_id(anchor):
-        raise invalid_arguments("anchor must be an Id or null")
-    anchor_offset = args.integer("anchorOffset", 0)
-    limit = args.integer("limit", None, minimum=0, nullable=True)
-    calculate_total = args.boolean("calculateTotal", False)
+    wanted = paging.window_arguments(args)
+    position, anchor, limit = wanted.position, wanted.anchor, wanted.limit
+    calculate_total = wanted.calculate_total
     store, everyone = context.store, context.settings.jmap.show_disabled
     with store.reading():
         state = context.state()
@@ -48,13 +44,7 @@ def principal_query(raw: Any, context: Context) -> dict:
             # second evaluation of the filter
             ids = store.query(condition, keys, everyone)
             total = len(ids)
-            if anchor is None:
-                start = max(0, total + position) if position < 0 else position
-            elif anchor in ids:
-                start = max(0, ids.index(anchor) + anchor_offset)
-            else:
-                raise MethodError("anchorNotFound", f"{anchor} is not in the results")
-            page = ids[start:] if limit is None else ids[start:start + limit]
+            start, page = paging.window(ids, position, anchor, wanted.anchor_offset, limit)
         else:
             if position < 0 or calculate_total:
                 total = store.count(condition, everyone)
@@ -68,16 +58,14 @@ def principal_query(raw: Any, context: Context) -> dict:
 
 
 def principal_query_changes(raw: Any, context: Context) -> dict:
-    args = Args(raw, {"accountId", "filter", "sort", "sinceQueryState", "maxChanges", "upToId",
-                      "calculateTotal"})
+    args = Args(raw, paging.QUERY_CHANGES_ARGUMENTS)
     account_id = args.id("accountId")
     context.check_account(account_id, PRINCIPALS)
     condition = parse_filter(args.object("filter"), context)
     keys = parse_sort(args.list("sort"))
-    since_state = args.string("sinceQueryState")
-    max_changes = args.integer("maxChanges", None, minimum=1, nullable=True)
-    up_to_id = args.string("upToId", None, nullable=True)
-    calculate_total = args.boolean("calculateTotal", False)
+    since_args = paging.since_arguments(args)
+    since_state, max_changes = since_args.query_state, since_args.max_changes
+    up_to_id, calculate_total = since_args.up_to_id, since_args.calculate_total
     store, everyone = context.store, context.settings.jmap.show_disabled
     since = context.parse_state(since_state)
     with store.reading():

@@ -10,6 +10,7 @@ from bridge.config import Settings
 from bridge.jmap.core import Context
 from bridge.jmap.methods import engine
 from bridge.jmap.session import session, session_state
+from bridge.jmap.share_notifications import state_of as notification_state
 from bridge.model import Caller
 from bridge.store import Store
 
@@ -33,6 +34,14 @@ class Service:
     def handle(self, request: Any, caller: Caller) -> dict:
         context = Context(caller, self.store(), self.settings)
         return engine.handle(request, context, session_state(context))
+
+    def push_states(self, caller: Caller) -> dict[str, str]:
+        """The states a StateChange may carry for this caller, by type."""
+        context = Context(caller, self.store(), self.settings)
+        return {"Principal": context.state(), "ShareNotification": notification_state(context)}
+
+    def last_change(self) -> int:
+        return self.store().last_change()
 
     def last_sync(self) -> str | None:
         """When the last successful sync finished, or None before the first."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,17 +18,19 @@ from bridge.errors import StoreError, SyncBusy
 from bridge.model import Principal
 from bridge.query import Filter, SortKey
 from bridge.store import changes as log
+from bridge.store import notifications as notes
 from bridge.store import reconstruct, view
 from bridge.store.changes import ChangeRow, format_state, parse_state
 from bridge.store.db import connect, sql_errors, utc_now, write_transaction
 from bridge.store.edits import apply_edit
+from bridge.store.notifications import Notification, Retention
 from bridge.store.reconstruct import Window
 from bridge.store.records import COLUMNS, from_row
 from bridge.store.schema import SCHEMA_VERSION, migrate
 from bridge.store.snapshot import Applied, Plan, Sample, Snapshot, SourceDiff
 from bridge.store.staging import Resolution
 
-__all__ = ["Applied", "ChangeRow", "Plan", "Resolution", "RunRecord", "Sample",
+__all__ = ["Applied", "ChangeRow", "Notification", "Plan", "Retention", "Resolution", "RunRecord", "Sample",
            "Snapshot", "SourceDiff", "Store", "Window", "parse_state"]
 
 
@@ -132,15 +135,22 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
 
-    def modseq(self) -> int:
+    def modseq(self, scope: str = log.PRINCIPAL) -> int:
         with sql_errors("reading the state"):
-            return log.current_modseq(self._db)
+            return log.current_modseq(self._db, scope)
 
-    def state(self, view: str = "") -> str:
-        """The Principal state token: ``<epoch>-<modseq>``, or ``<epoch>.<view>-<modseq>``
-        where ``view`` names settings that shape what clients see (a change of them makes
-        older tokens foreign, so clients refetch instead of keeping stale answers)."""
-        return format_state(self._prefix(view), self.modseq())
+    def state(self, view: str = "", scope: str = log.PRINCIPAL) -> str:
+        """The state token of a scope (Principal, or one recipient's ShareNotifications):
+        ``<epoch>-<modseq>``, or ``<epoch>.<view>-<modseq>`` where ``view`` names settings
+        that shape what clients see (a change of them makes older tokens foreign, so
+        clients refetch instead of keeping stale answers)."""
+        return format_state(self._prefix(view), self.modseq(scope))
+
+    def last_change(self) -> int:
+        """The modseq of the latest change of any kind (what push watches)."""
+        with sql_errors("reading the state"):
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return row[0] if row else 0
 
     def state_at(self, modseq: int, view: str = "") -> str:
         """The token of an intermediate state (a /changes page)."""
@@ -298,6 +308,21 @@ class Store:
                                     "(SELECT value FROM json_each(?))", [json.dumps(dn_keys)]).fetchall()
         return {row[0] for row in rows}
 
+    def ids_of_emails(self, email: str) -> list[str]:
+        """Principals with this email, case-insensitively."""
+        with sql_errors("looking up emails"):
+            rows = self._db.execute("SELECT id FROM principal_view WHERE email_fold = casefold(?)",
+                                    [email]).fetchall()
+        return [row[0] for row in rows]
+
+    def members_of(self, group_id: str) -> set[str]:
+        """The enabled individuals in a group, directly or through nesting."""
+        with sql_errors("reading memberships"):
+            rows = self._db.execute(
+                "SELECT e.member_id FROM effective_members e JOIN principals p ON p.id = e.member_id "
+                "WHERE e.group_id = ? AND p.type = 'individual' AND p.disabled = 0", [group_id]).fetchall()
+        return {row[0] for row in rows}
+
     def ids_of_logins(self, logins: list[str]) -> dict[str, str]:
         """login (as given) → principal id, for individuals; case-insensitive."""
         with sql_errors("looking up logins"):
@@ -306,6 +331,61 @@ class Store:
                 "ON casefold(v.login) = casefold(j.value) AND v.type = 'individual'",
                 [json.dumps(logins)]).fetchall()
         return dict(rows)
+
+    # -- share notifications ---------------------------------------------------------------
+
+    def notifications_of(self, recipient: str) -> list[Notification]:
+        with sql_errors("reading notifications"):
+            return notes.of_recipient(self._db, recipient)
+
+    def notifications_by_ids(self, recipient: str, ids: list[str]) -> dict[str, Notification]:
+        with sql_errors("reading notifications"):
+            return notes.by_ids(self._db, recipient, ids)
+
+    def add_notifications(self, items: list[tuple[str, dict]], retention: Retention,
+                          now: float | None = None) -> list[tuple[str | None, list[str]]]:
+        """Store a batch, one transaction: for each (recipient, fields) the new id (None if
+        coalescing cancelled it) and the ids retention destroyed to make room."""
+        moment = time.time() if now is None else now
+        with sql_errors("storing notifications"), write_transaction(self._db):
+            return [notes.add(self._db, recipient, fields, retention, moment) for recipient, fields in items]
+
+    def destroy_notifications(self, notifications: list[Notification]) -> None:
+        """Within ``writing()``, or on its own."""
+        with sql_errors("destroying notifications"):
+            if self._db.conn.in_transaction:
+                notes.destroy(self._db, notifications)
+                return
+            with write_transaction(self._db):
+                notes.destroy(self._db, notifications)
+
+    def expire_notifications(self, older_than: float) -> int:
+        """Destroy every notification older than ``older_than`` seconds; how many."""
+        with sql_errors("expiring notifications"), write_transaction(self._db):
+            return notes.expire(self._db, utc_now(time.time() - older_than))
+
+    def notification_window(self, recipient: str, since: int, max_ids: int) -> Window | None:
+        """Like window(), for one recipient's notifications."""
+        scope = notes.scope(recipient)
+        with sql_errors("reading notification changes"):
+            current = log.current_modseq(self._db, scope)
+            if since < log.pruned_through(self._db) or since > current:
+                return None
+            return reconstruct.window(self._db, since, current, max_ids, scope)
+
+    def notification_changes(self, recipient: str, since: int,
+                             until: int | None = None) -> list[tuple[str, str, str, dict]] | None:
+        """(id, first kind, last kind, record) changed in (since, until] for one recipient;
+        None when that cannot be told (pruned history, or not a state of theirs)."""
+        with sql_errors("reading notification changes"):
+            if since < log.pruned_through(self._db) or \
+                    since > log.current_modseq(self._db, notes.scope(recipient)):
+                return None
+            return notes.changed(self._db, recipient, since, until)
+
+    def notifications_as_of(self, recipient: str, since: int) -> list[Notification]:
+        with sql_errors("reading notifications"):
+            return notes.as_of(self._db, recipient, since)
 
 
 def _visible(include_disabled: bool) -> str:

@@ -32,13 +32,15 @@ class Window:
     has_more: bool
 
 
-def window(db: Any, since: int, current: int, max_ids: int) -> Window:
+def window(db: Any, since: int, current: int, max_ids: int, scope: str | None = None) -> Window:
     """The longest stretch of the log after ``since`` in which at most ``max_ids``
-    distinct records change; ``has_more`` when it ends before ``current``."""
+    distinct records change; ``has_more`` when it ends before ``current``. Principals by
+    default, or the rows of one state ``scope`` (a recipient's notifications)."""
     seen: dict[str, None] = {}
     until = since
-    cursor = db.execute("SELECT modseq, record_id FROM changes WHERE type = 'Principal' "
-                        "AND modseq > ? ORDER BY modseq", [since])
+    where = "scope = ?" if scope else "type = 'Principal'"
+    cursor = db.execute(f"SELECT modseq, record_id FROM changes WHERE {where} AND modseq > ? "
+                        "ORDER BY modseq", [scope, since] if scope else [since])
     while rows := cursor.fetchmany(1000):
         for modseq, record_id in rows:
             if record_id not in seen and len(seen) == max_ids:

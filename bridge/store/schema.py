@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable
 
-from bridge.store import view
+from bridge.store import notifications, view
 
 MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: principals, the change log with one global modseq, runs, membership closure
@@ -92,7 +92,13 @@ def _view(conn: sqlite3.Connection) -> None:
     view.refresh(conn)
 
 
-MIGRATIONS = (*MIGRATIONS, _view)
+def _notifications(conn: sqlite3.Connection) -> None:
+    """3: ShareNotifications, and a state scope on change rows (one per recipient)."""
+    for statement in _statements(notifications.SCHEMA):
+        conn.execute(statement)
+
+
+MIGRATIONS = (*MIGRATIONS, _view, _notifications)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
