@@ -94,6 +94,7 @@ class Authenticator:
         self._lock = threading.Lock()
         self._remembered: dict[str, _Remembered] = {}
         self._accounts: dict[str, str] = {}  # login key → the DN key it resolved to
+        self._netbios: dict[str, str] = {}  # directory URL → its NetBIOS domain ("" if none)
         window, limit = settings.auth.failure_window, settings.auth.max_failures
         self._per_pair = Throttle(window, limit)
         self._per_account = Throttle(window, 4 * limit)
@@ -137,7 +138,7 @@ class Authenticator:
         key = login.casefold()
         remembered = self._recall(key, password)
         if remembered:
-            return replace(remembered, remote=remote)
+            return replace(remembered, username=login, remote=remote)
         with self._lock:
             account = self._accounts.get(key, key)
         self._refuse_if_locked(account, remote)
@@ -164,18 +165,18 @@ class Authenticator:
         settings = self._settings
         with open_directory(settings.directory) as directory:
             flavor = flavor_for(settings.directory.flavor, directory.info.flavor)
-            entries, bases = [], []
-            for source in settings.sources:
-                if source.type != PrincipalType.INDIVIDUAL.value:
-                    continue
-                smap = source_map(source, flavor, settings.directory.id_attribute)
-                bases.append(smap.base)
-                if smap.login_attributes:
-                    search = f"(&{smap.filter}{any_equal(smap.login_attributes, login)})"
+            smaps = [source_map(source, flavor, settings.directory.id_attribute)
+                     for source in settings.sources if source.type == PrincipalType.INDIVIDUAL.value]
+            name, attributes = self._login_search(directory, flavor, login)
+            entries = []
+            for smap in smaps:
+                wanted = attributes if attributes is not None else smap.login_attributes
+                if wanted and name:
+                    search = f"(&{smap.filter}{any_equal(wanted, name)})"
                     entries += [(smap, entry) for entry in directory.read(
                         smap.query(search, (smap.id_attribute,)), limit=2)]
             if len(entries) != 1:
-                _decoy_bind(directory, bases, password)
+                _decoy_bind(directory, [smap.base for smap in smaps], password)
                 raise _WrongPassword(login.casefold(), "no such login" if not entries
                                      else "the login is ambiguous")
             smap, entry = entries[0]
@@ -188,6 +189,24 @@ class Authenticator:
         pid = principal_id(identifier_uuid(smap.id_attribute, identifiers[0])) if identifiers else None
         log.info("login %s bound as %s", login, entry.dn)
         return Caller(username=login, principal_id=pid, remote=remote), account
+
+    def _login_search(self, directory, flavor, login: str) -> tuple[str, tuple[str, ...] | None]:
+        """What to look the login up by: ``DOMAIN\\name`` (AD) is ``name`` in the domain
+        login attribute, when DOMAIN is this directory's NetBIOS domain (else nothing is
+        looked up); any other login is itself, in every login attribute (None)."""
+        domain, backslash, name = login.partition("\\")
+        if not backslash or not flavor.domain_login_attribute:
+            return login, None
+        with self._lock:
+            netbios = self._netbios.get(directory.url)
+        if netbios is None:
+            netbios = directory.netbios_domain() or ""
+            with self._lock:
+                self._netbios[directory.url] = netbios
+        if not netbios or domain.strip().casefold() != netbios.casefold():
+            log.info("login %r names domain %r; this directory's is %r", login, domain, netbios or "unknown")
+            return "", ()
+        return name.strip(), (flavor.domain_login_attribute,)
 
     def _learn(self, key: str, account: str) -> None:
         with self._lock:

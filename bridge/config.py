@@ -56,8 +56,9 @@ _ATTRS = c.string_list(c.attribute)
 DIRECTORY = Section("directory", "How to reach and bind to the LDAP server.", (
     Option("urls", ("ldap://127.0.0.1:389",), c.non_empty(c.string_list(c.ldap_url)),
            "Servers tried in order until one answers (failover). ldaps:// for implicit TLS."),
-    Option("bind_dn", "", c.distinguished_name,
-           "DN of the service account the bridge reads with; empty binds anonymously."),
+    Option("bind_dn", "", c.bind_name,
+           "DN of the service account the bridge reads with (Active Directory also takes "
+           "user@domain or DOMAIN\\user); empty binds anonymously."),
     Option("bind_password", "", c.text, "Password of bind_dn.", secret=True),
     Option("bind_password_file", "", c.file_path,
            "Read bind_password from this file instead (trailing newline ignored).",
@@ -97,6 +98,10 @@ SYNC = Section("sync", "The safety valve of each run.", (
     Option("max_delete_count", 0, c.integer(0),
            "Abort (unless --force) when a run would destroy more than this many "
            "principals of one source; 0 means no count limit."),
+    Option("nested_groups", "auto", c.choice("auto", "client"),
+           "Effective membership through nested groups: auto asks the server where it evaluates "
+           "AD's in-chain rule (probed once; sees through nested groups no source reads; one "
+           "search per group that nests others), client only closes the synced memberships."),
 ))
 
 STORE = Section("store", "The local SQLite database.", (

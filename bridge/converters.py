@@ -226,6 +226,22 @@ def distinguished_name(value: Any) -> str:
     return dn
 
 
+_UPN = re.compile(r"^[^\s@=,]+@[^\s@=,]+$")
+_DOWN_LEVEL = re.compile(r"^[^\s\\/=,]+\\[^\s\\=,]+$")
+
+
+def bind_name(value: Any) -> str:
+    """A DN, or the two other names Active Directory binds by: user@domain (UPN) and
+    DOMAIN\\user."""
+    name = text(value).strip()
+    if _UPN.match(name) or _DOWN_LEVEL.match(name):
+        return name
+    try:
+        return distinguished_name(name)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; Active Directory also takes user@domain or DOMAIN\\user") from None
+
+
 def required_dn(value: Any) -> str:
     return distinguished_name(required_text(value))
 

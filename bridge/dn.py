@@ -29,6 +29,13 @@ def dn_key(dn: str) -> str:
     return ",".join("+".join(parts) for parts in rdns)
 
 
+def is_within(dn: str, ancestor: str) -> bool:
+    """Whether ``dn`` is ``ancestor`` or lies below it (compared RDN by RDN)."""
+    inner = [sorted(_key_of(t, v) for t, v in rdn) for rdn in _parse(dn)]
+    outer = [sorted(_key_of(t, v) for t, v in rdn) for rdn in _parse(ancestor)]
+    return len(inner) >= len(outer) and inner[len(inner) - len(outer):] == outer
+
+
 def leaf_rdn(dn: str) -> tuple[tuple[str, str], ...]:
     """The (type, unescaped value) pairs of the first RDN: ``(("cn", "Smith, Jane"),)``."""
     rdns = _parse(dn)

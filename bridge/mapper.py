@@ -1,18 +1,19 @@
 """Pure mapping of directory entries to principals: flavor defaults, attribute maps, the id
 derived from the immutable identifier, the disabled flag, and member references.
 
-Nothing here does I/O; ``map_entry`` is a function of its arguments, tested by tables.
+Nothing here does I/O; ``map_entry`` is a function of its arguments (the time included),
+tested by tables.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
+from bridge.account_state import AccountRule, ExpiredFiletime, FlagSet, LockedValue
 from bridge.config import Values
 from bridge.dn import InvalidDN, dn_key, leaf_rdn, strip_optional_uid
-from bridge.errors import ConfigError
 from bridge.model import MappedEntry, MemberRef, Principal, PrincipalType, RawEntry, SearchQuery
 from bridge.validation import is_addr_spec, is_time_zone
 
@@ -38,14 +39,28 @@ class AttributeMap:
 
 
 @dataclass(frozen=True)
+class TypeMarker:
+    """An attribute value that says which type an entry is, whatever filter found it
+    (Exchange marks room mailboxes, which are also users, with msExchRecipientTypeDetails
+    16). Matched without regard to case."""
+
+    attribute: str
+    value: str
+    type: PrincipalType
+
+
+@dataclass(frozen=True)
 class Flavor(AttributeMap):
     """The defaults of one server family; every source may override the attribute lists."""
 
     name: str
     id_attribute: str
-    filters: Mapping[PrincipalType, str]
-    #: attribute → the value that means "locked by an administrator"
-    locks: Mapping[str, str] = field(default_factory=dict)
+    filters: dict[PrincipalType, str]
+    #: when an individual's account is disabled (rooms and groups have no account state)
+    account_rules: tuple[AccountRule, ...] = ()
+    type_markers: tuple[TypeMarker, ...] = ()
+    #: the login attribute a DOMAIN\name login names (AD: sAMAccountName)
+    domain_login_attribute: str = ""
 
 
 _OPENLDAP = Flavor(
@@ -64,24 +79,53 @@ _OPENLDAP = Flavor(
     # ppolicy: 000001010000Z is the administrative lock. Any other value is a lockout after
     # failed binds that expires on its own (pwdLockoutDuration) and is lifted by the next
     # good bind; flagging it would let anyone hide a colleague by mistyping their password.
-    locks={"pwdAccountLockedTime": "000001010000Z"},
+    account_rules=(LockedValue("pwdAccountLockedTime", "000001010000Z"),),
+)
+
+# Exchange's recipient types (msExchRecipientTypeDetails) and resource metadata.
+_ROOM_MAILBOX, _EQUIPMENT_MAILBOX = "16", "32"
+_AD = Flavor(
+    name="ad", id_attribute="objectGUID",
+    name_attributes=("displayName", "cn"), email_attributes=("mail",),
+    description_attributes=("description",),
+    login_attributes=("sAMAccountName", "userPrincipalName"),
+    time_zone_attributes=(), member_attributes=("member",),
+    filters={
+        PrincipalType.INDIVIDUAL: "(&(objectCategory=person)(objectClass=user))",
+        PrincipalType.GROUP: "(objectClass=group)",
+        PrincipalType.LOCATION: f"(&(objectClass=user)(|(msExchRecipientTypeDetails={_ROOM_MAILBOX})"
+                                "(msExchResourceMetaData=ResourceType:Room)))",
+        PrincipalType.RESOURCE: f"(&(objectClass=user)(|(msExchRecipientTypeDetails={_EQUIPMENT_MAILBOX})"
+                                "(msExchResourceMetaData=ResourceType:Equipment)))",
+        PrincipalType.OTHER: "(objectClass=contact)",
+    },
+    # userAccountControl ACCOUNTDISABLE (0x2); accountExpires in the past. lockoutTime
+    # (failed binds) is deliberately not a rule, for the reason given for ppolicy above.
+    account_rules=(FlagSet("userAccountControl", 0x2), ExpiredFiletime("accountExpires")),
+    # Room and equipment mailboxes are (disabled) user objects, so the person filter finds
+    # them too; these markers keep them out of individual sources. A filter cannot: on a
+    # forest without the Exchange schema, (!(msExchRecipientTypeDetails=16)) is Undefined
+    # for every entry (three-valued logic) and would hide everyone.
+    type_markers=(
+        TypeMarker("msExchRecipientTypeDetails", _ROOM_MAILBOX, PrincipalType.LOCATION),
+        TypeMarker("msExchRecipientTypeDetails", _EQUIPMENT_MAILBOX, PrincipalType.RESOURCE),
+        TypeMarker("msExchResourceMetaData", "ResourceType:Room", PrincipalType.LOCATION),
+        TypeMarker("msExchResourceMetaData", "ResourceType:Equipment", PrincipalType.RESOURCE),
+    ),
+    domain_login_attribute="sAMAccountName",
 )
 
 FLAVORS: dict[str, Flavor] = {
     "openldap": _OPENLDAP,
     # RFC 4530 entryUUID and the standard schema: the OpenLDAP defaults fit most servers.
     "generic": Flavor(**{**_OPENLDAP.__dict__, "name": "generic"}),
+    "ad": _AD,
 }
 
 
 def flavor_for(configured: str, detected: str) -> Flavor:
     """The flavor to use: the configured one, or the rootDSE's guess when ``auto``."""
-    name = detected if configured == "auto" else configured
-    if name not in FLAVORS:
-        how = "detected from the rootDSE" if configured == "auto" else "configured"
-        raise ConfigError(f"flavor '{name}' ({how}) is not supported by this version; "
-                          "supported: " + ", ".join(FLAVORS), section="directory", option="flavor")
-    return FLAVORS[name]
+    return FLAVORS[detected if configured == "auto" else configured]
 
 
 @dataclass(frozen=True)
@@ -95,13 +139,15 @@ class SourceMap(AttributeMap):
     filter: str
     disabled_filter: str
     id_attribute: str
-    locks: Mapping[str, str] = field(default_factory=dict)
+    account_rules: tuple[AccountRule, ...] = ()
+    type_markers: tuple[TypeMarker, ...] = ()
 
     def attributes(self) -> tuple[str, ...]:
         """Exactly the attributes the map reads, plus the identifier."""
         wanted = [self.id_attribute, *self.name_attributes, *self.email_attributes,
                   *self.description_attributes, *self.login_attributes,
-                  *self.time_zone_attributes, *self.locks]
+                  *self.time_zone_attributes, *(rule.attribute for rule in self.account_rules),
+                  *(marker.attribute for marker in self.type_markers)]
         if self.type is PrincipalType.GROUP:
             wanted += self.member_attributes
         return tuple(dict.fromkeys(wanted))  # de-duplicated, order kept
@@ -125,7 +171,9 @@ def source_map(source: Values, flavor: Flavor, id_attribute: str = "") -> Source
         **{f.name: pick(f.name) for f in fields(AttributeMap)},
         name=source.name, type=kind, base=source.base, scope=source.scope,
         filter=source.filter or flavor.filters[kind], disabled_filter=source.disabled_filter,
-        id_attribute=id_attribute or flavor.id_attribute, locks=flavor.locks)
+        id_attribute=id_attribute or flavor.id_attribute,
+        account_rules=flavor.account_rules if kind is PrincipalType.INDIVIDUAL else (),
+        type_markers=flavor.type_markers)
 
 
 @dataclass(frozen=True)
@@ -155,13 +203,18 @@ def identifier_uuid(attribute: str, value: str | bytes) -> uuid.UUID:
         return uuid.uuid5(ID_NAMESPACE, f"{attribute.lower()}:{value}")
 
 
-def map_entry(entry: RawEntry, smap: SourceMap,
-              disabled_ids: frozenset[str] = frozenset()) -> MappedEntry | Skipped:
+def map_entry(entry: RawEntry, smap: SourceMap, disabled_ids: frozenset[str] = frozenset(),
+              now: float | None = None) -> MappedEntry | Skipped:
     """Turn one raw entry into a principal; ``disabled_ids`` are the ids that matched the
-    source's disabled filter."""
+    source's disabled filter, ``now`` the time account expiry is judged at (epoch seconds,
+    default the current time)."""
     identifiers = entry.values(smap.id_attribute)
     if not identifiers:
         return Skipped(entry.dn, f"no {smap.id_attribute}")
+    marked = _marked_types(entry, smap.type_markers)
+    if marked and smap.type not in marked:
+        return Skipped(entry.dn, f"marked as a {' / '.join(sorted(marked))} (a room or equipment "
+                       f"mailbox), not a {smap.type}")
     try:
         key = dn_key(entry.dn)
     except InvalidDN as exc:
@@ -175,14 +228,22 @@ def map_entry(entry: RawEntry, smap: SourceMap,
         email=_checked(entry, smap.email_attributes, is_addr_spec, "email", warnings),
         time_zone=_checked(entry, smap.time_zone_attributes, is_time_zone, "timeZone", warnings),
         login=_first(entry, smap.login_attributes),
-        disabled=pid in disabled_ids or _locked(entry, smap.locks))
+        disabled=pid in disabled_ids or _account_disabled(entry, smap.account_rules, now))
     refs = _member_refs(entry, smap.member_attributes, warnings) \
         if smap.type is PrincipalType.GROUP else ()
     return MappedEntry(principal, refs, tuple(warnings))
 
 
-def _locked(entry: RawEntry, locks: Mapping[str, str]) -> bool:
-    return any(value in entry.values(attribute) for attribute, value in locks.items())
+def _account_disabled(entry: RawEntry, rules: tuple[AccountRule, ...], now: float | None) -> bool:
+    if not rules:
+        return False
+    at = time.time() if now is None else now
+    return any(rule.disables(entry, at) for rule in rules)
+
+
+def _marked_types(entry: RawEntry, markers: tuple[TypeMarker, ...]) -> set[PrincipalType]:
+    return {marker.type for marker in markers
+            if marker.value.casefold() in {v.strip().casefold() for v in _texts(entry, marker.attribute)}}
 
 
 def _texts(entry: RawEntry, attribute: str) -> list[str]:

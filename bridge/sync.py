@@ -18,6 +18,7 @@ from bridge.config import Settings
 from bridge.directory import Directory, ServerInfo, open_directory
 from bridge.errors import BridgeError, ConfigError, StoreError, SyncAborted
 from bridge.mapper import Skipped, SourceMap, flavor_for, identifier_uuid, map_entry, principal_id, source_map
+from bridge.nesting import add_server_nesting
 from bridge.store import Plan, Resolution, Snapshot, Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class SyncReport:
     warnings: int = 0
     duration: float = 0.0
     state: str = ""
+    nesting: str = "client"  # how nested groups were resolved: in-chain | client
     would_abort: str = ""  # plan mode: why a real run would be refused
     plan: Plan | None = None
     resolution: Resolution | None = None
@@ -92,10 +94,13 @@ def _run(settings: Settings, store: Store, report: SyncReport, plan_only: bool, 
         with open_directory(settings.directory) as directory:
             report.server = directory.info
             flavor = flavor_for(settings.directory.flavor, directory.info.flavor)
-            for source in settings.sources:
-                smap = source_map(source, flavor, settings.directory.id_attribute)
-                report.sources[smap.name] = _read_source(directory, smap, snapshot, progress)
-        report.resolution = snapshot.resolve()
+            smaps = [source_map(source, flavor, settings.directory.id_attribute)
+                     for source in settings.sources]
+            for smap in smaps:
+                report.sources[smap.name] = _read_source(directory, smap, snapshot, progress, started)
+            report.resolution = snapshot.resolve()
+            if settings.sync.nested_groups == "auto":
+                report.nesting = add_server_nesting(directory, snapshot, smaps)
         _tally(report)
         configured = [source.name for source in settings.sources]
 
@@ -121,12 +126,12 @@ def _run(settings: Settings, store: Store, report: SyncReport, plan_only: bool, 
 
 
 def _read_source(directory: Directory, smap: SourceMap, snapshot: Snapshot,
-                 progress: Progress | None) -> SourceReport:
+                 progress: Progress | None, now: float) -> SourceReport:
     counts = SourceReport(smap.name)
     disabled = _disabled_ids(directory, smap)
     for entry in directory.read(smap.query()):
         counts.read += 1
-        mapped = map_entry(entry, smap, disabled)
+        mapped = map_entry(entry, smap, disabled, now)
         if isinstance(mapped, Skipped):
             counts.skipped += 1
             log.debug("skipped %s: %s", mapped.dn, mapped.reason)
@@ -199,6 +204,7 @@ def _tally(report: SyncReport) -> None:
 def _run_fields(report: SyncReport, started: float) -> dict:
     detail = {"server": report.server.url if report.server else "",
               "flavor": report.server.flavor if report.server else "",
+              "nesting": report.nesting,
               "sources": {name: vars(counts) for name, counts in report.sources.items()}}
     if report.resolution:
         detail["unresolved_members"] = report.resolution.unresolved_members

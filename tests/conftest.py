@@ -1,4 +1,5 @@
-"""Fixtures: a real slapd per test, a TLS test CA, and bridge settings written as TOML."""
+"""Fixtures: a real slapd per test, one Samba AD DC per run, a TLS test CA, and bridge
+settings written as TOML."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from starlette.testclient import TestClient
 from bridge import config, sync
 from bridge.store import Store
 from bridge.web import create_app
-from tests.support import ldif
+from tests.support import ad_seed, ldif
 from tests.support.jmap import Jmap, basic, bearer
+from tests.support.samba import SambaDC, require_samba
 from tests.support.slapd import (
     READER_DN,
     READER_PASSWORD,
@@ -63,6 +65,23 @@ def tls_files(tmp_path_factory) -> dict[str, TlsFiles]:
     base = tmp_path_factory.mktemp("tls")
     return {"good": make_tls_files(base, "good"), "other": make_tls_files(base, "other"),
             "misnamed": make_tls_files(base, "misnamed", hosts=("DNS:ldap.elsewhere.test",))}
+
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory) -> SambaDC:
+    """The test domain (tests/support/ad_seed.py), provisioned once per run. Tests that
+    change it make and remove their own entries under their own OU."""
+    require_samba()
+    workdir = tmp_path_factory.mktemp("samba")
+    dc = SambaDC(workdir, make_tls_files(workdir / "tls", "domain",
+                                         hosts=("IP:127.0.0.1", "DNS:dc1.example.test")))
+    dc.provision()
+    adds, changes = ad_seed.seed_ldif()
+    dc.ldb("ldbadd", adds)
+    dc.ldb("ldbmodify", changes)
+    dc.start()
+    yield dc
+    dc.stop()
 
 
 @pytest.fixture
@@ -157,10 +176,16 @@ def bob(client) -> Jmap:
     return Jmap(client, basic("bob", ldif.PASSWORDS["bob"]))
 
 
-def pytest_report_header() -> str:
+def pytest_report_header() -> list[str]:
     try:
         require_slapd()
     except SlapdMissing as exc:
-        return f"slapd: NOT INSTALLED, every directory test will fail ({exc})"
-    version = subprocess.run([SLAPD, "-VV"], capture_output=True, text=True).stderr.splitlines()
-    return f"slapd: {version[0].strip() if version else SLAPD}"
+        lines = [f"slapd: NOT INSTALLED, every directory test will fail ({exc})"]
+    else:
+        version = subprocess.run([SLAPD, "-VV"], capture_output=True, text=True).stderr.splitlines()
+        lines = [f"slapd: {version[0].strip() if version else SLAPD}"]
+    try:
+        samba = subprocess.run(["samba", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        samba = "NOT INSTALLED, every Active Directory test will fail"
+    return [*lines, f"samba: {samba}"]

@@ -37,6 +37,14 @@ def test_example_config_loads_and_defines_every_principal_type():
         {"individual", "group", "location", "resource"}
 
 
+def test_active_directory_example_loads_with_the_ad_flavor_and_every_kind_of_room():
+    settings = config.load(str(ROOT / "config" / "bridge.ad.example.toml"), environ={})
+    assert settings.directory.flavor == "ad"
+    assert {source.type for source in settings.sources} == {"individual", "group", "location", "resource"}
+    assert [source.filter for source in settings.sources if source.type == "location"] == [
+        "", "(&(objectClass=user)(description=meeting room*))"]  # Exchange's marks, and a filter
+
+
 def test_every_verb_is_documented():
     verbs = _parser()._subparsers._group_actions[0].choices
     for verb in verbs:

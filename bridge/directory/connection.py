@@ -29,6 +29,7 @@ from bridge.errors import (
 
 log = logging.getLogger(__name__)
 
+STRONGER_AUTH_REQUIRED = 8  # AD and Samba: "simple bind needs transport encryption"
 CONFIDENTIALITY_REQUIRED = 13
 INVALID_CREDENTIALS = 49
 SERVER_NOT_READY = frozenset({51, 52, 53})  # busy, unavailable, unwilling to perform
@@ -38,6 +39,12 @@ _LOST = (lx.LDAPSocketReceiveError, lx.LDAPSocketSendError, lx.LDAPSessionTermin
 _TLS = (lx.LDAPCertificateError, lx.LDAPStartTLSError, lx.LDAPSSLConfigurationError,
         lx.LDAPSSLNotSupportedError, ssl.SSLError)
 _TLS_WORDS = ("ssl", "certificate", "tls", "handshake")
+# Active Directory's reason for refusing a bind with 49, as "data 533" in the message.
+_AD_REFUSALS = {"525": "no such user", "52e": "wrong password", "530": "not permitted at this time",
+                "531": "not permitted from this workstation", "532": "password expired",
+                "533": "account disabled", "701": "account expired",
+                "773": "password must be changed", "775": "account locked out"}
+_AD_DATA = re.compile(r"\bdata ([0-9a-f]{3,8})\b", re.IGNORECASE)
 _NOISE = re.compile(r"\s*\(_ssl\.c:\d+\)|socket ssl wrapping error: |wrap socket error: ")
 
 
@@ -150,7 +157,8 @@ def _connect(url: str, settings: Values, bind_dn: str | None = None,
         server, user=bind_dn or None, password=password or None,
         authentication=ldap3.SIMPLE if bind_dn else ldap3.ANONYMOUS,
         read_only=True, raise_exceptions=False, auto_referrals=False, check_names=False,
-        receive_timeout=_whole_seconds(settings.response_timeout), return_empty_attributes=False)
+        receive_timeout=_whole_seconds(settings.response_timeout), return_empty_attributes=False,
+        auto_range=False)  # ranges.py completes ranged attributes, strictly
     try:
         with translated(url, "connecting"):
             connection.open()
@@ -175,8 +183,11 @@ def _bind_error(result: dict, url: str, bind_dn: str) -> DirectoryError:
     code = result.get("result")
     message = result.get("message") or result.get("description") or "refused"
     if code == INVALID_CREDENTIALS:
-        return DirectoryAuthError(f"bind as {bind_dn or 'anonymous'} refused: invalid credentials", url=url)
-    if code == CONFIDENTIALITY_REQUIRED:
+        data = _AD_DATA.search(message)
+        why = _AD_REFUSALS.get(data[1].lower(), f"AD reason {data[1]}") if data else ""
+        return DirectoryAuthError(f"bind as {bind_dn or 'anonymous'} refused: invalid credentials"
+                                  + (f" ({why})" if why else ""), url=url)
+    if code in (CONFIDENTIALITY_REQUIRED, STRONGER_AUTH_REQUIRED):
         return DirectoryAuthError("the server requires TLS to bind: set start_tls = true or use "
                                   "ldaps://", url=url)
     if code in SERVER_NOT_READY:

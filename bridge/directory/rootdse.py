@@ -16,7 +16,8 @@ AD_CAPABILITY = "1.2.840.113556.1.4.800"
 ROOT_DSE_ATTRIBUTES = ("*", "+", "vendorName", "vendorVersion", "namingContexts",
                        "defaultNamingContext", "supportedControl", "supportedExtension",
                        "supportedLDAPVersion", "supportedCapabilities", "objectClass",
-                       "configContext", "dnsHostName", "serverName")
+                       "configContext", "configurationNamingContext", "dnsHostName",
+                       "serverName")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ServerInfo:
     flavor: str  # detected: openldap | ad | generic
     naming_contexts: tuple[str, ...]
     default_naming_context: str
+    configuration_naming_context: str
     controls: frozenset[str]
     extensions: frozenset[str]
 
@@ -63,6 +65,7 @@ def server_info(url: str, entry: RawEntry | None) -> ServerInfo:
         url=url, vendor=vendor, vendor_version=first("vendorVersion"), flavor=flavor,
         naming_contexts=texts("namingContexts"),
         default_naming_context=first("defaultNamingContext"),
+        configuration_naming_context=first("configurationNamingContext"),
         controls=frozenset(texts("supportedControl")),
         extensions=frozenset(texts("supportedExtension")))
 

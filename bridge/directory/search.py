@@ -5,6 +5,11 @@ one page, never the whole result. Every result code other than success is an err
 so is a continuation reference: a size or time limit, a missing base, a refused control
 or a subtree held by another server means the read is incomplete, and an incomplete read
 must never be taken for a complete one (no silent first page, no missing branch).
+
+Two things are completed rather than refused: ranged attributes (AD's ``member;range=``,
+see ranges.py), and continuation references to naming contexts the same server holds
+(AD refers a search of the domain root to its Configuration partition, which holds no
+users or groups of the domain; a reference anywhere else is still an error).
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ import math
 from collections.abc import Iterator
 
 import ldap3
+from ldap3.utils.uri import parse_uri
 
 from bridge.directory.connection import translated
+from bridge.directory.ranges import complete_ranges
 from bridge.directory.rootdse import PAGED_RESULTS
+from bridge.dn import InvalidDN, dn_key
 from bridge.errors import DirectorySearchError
 from bridge.model import RawEntry, SearchQuery
 
@@ -33,13 +41,15 @@ _HINTS = {
 
 
 def paged_search(connection: ldap3.Connection, url: str, query: SearchQuery,
-                 page_size: int, time_limit: float = 0, limit: int = 0) -> Iterator[RawEntry]:
-    """Yield every entry matching ``query``, page by page; at most ``limit`` if non-zero."""
+                 page_size: int, time_limit: float = 0, limit: int = 0,
+                 own_contexts: frozenset[str] = frozenset()) -> Iterator[RawEntry]:
+    """Yield every entry matching ``query``, page by page; at most ``limit`` if non-zero.
+    ``own_contexts``: DN keys of the naming contexts this server holds (its rootDSE)."""
     cookie: bytes | None = None
     yielded = 0
     size = min(page_size, limit) if limit else page_size
     while True:
-        result, entries = _page(connection, url, query, size, cookie, time_limit)
+        result, entries = _page(connection, url, query, size, cookie, time_limit, own_contexts)
         for entry in entries:
             yield entry
             yielded += 1
@@ -52,7 +62,8 @@ def paged_search(connection: ldap3.Connection, url: str, query: SearchQuery,
 
 
 def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
-          cookie: bytes | None, time_limit: float) -> tuple[dict, list[RawEntry]]:
+          cookie: bytes | None, time_limit: float,
+          own_contexts: frozenset[str]) -> tuple[dict, list[RawEntry]]:
     with translated(url, f"searching {query.base}"):
         connection.search(query.base, query.filter, _SCOPES[query.scope],
                           attributes=list(query.attributes), paged_size=size,
@@ -68,14 +79,28 @@ def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
             url=url, result_code=code or 0, base=query.base)
     response = connection.response or ()
     references = [uri for item in response if item.get("type") == "searchResRef"
-                  for uri in item.get("uri") or ()]
+                  for uri in item.get("uri") or () if _referred_dn(uri) not in own_contexts]
     if references:
         raise DirectorySearchError(
             f"search of {query.base}: the server refers part of this subtree to "
             f"{', '.join(references)}; the read would be incomplete, so it is refused (narrow "
             "the base, or configure a source on that server)", url=url, base=query.base)
     entries = [_raw_entry(item, query.binary) for item in response if item.get("type") == "searchResEntry"]
-    return result, entries
+    # the continuation reads below replace connection.result: keep this page's first
+    page_result = dict(result)
+
+    def read_slice(dn: str, attribute: str) -> RawEntry | None:
+        return read_entry(connection, url, dn, (attribute,), query.binary)
+
+    return page_result, [complete_ranges(entry, read_slice, url) for entry in entries]
+
+
+def _referred_dn(uri: str) -> str | None:
+    """The DN key a continuation reference points at (None if it names none)."""
+    try:
+        return dn_key((parse_uri(uri) or {}).get("base") or "")
+    except (InvalidDN, ValueError, TypeError):
+        return None
 
 
 def _next_cookie(result: dict, url: str, query: SearchQuery) -> bytes:
@@ -113,11 +138,13 @@ def _decode(value: bytes) -> str | bytes:
         return value
 
 
-def read_entry(connection: ldap3.Connection, url: str, dn: str,
-               attributes: tuple[str, ...]) -> RawEntry | None:
-    """One entry by DN (base scope, no paging); None if it does not exist."""
+def read_entry(connection: ldap3.Connection, url: str, dn: str, attributes: tuple[str, ...],
+               binary: frozenset[str] = frozenset(),
+               search_filter: str = "(objectClass=*)") -> RawEntry | None:
+    """One entry by DN (base scope, no paging); None if it does not exist or does not
+    match ``search_filter``."""
     with translated(url, f"reading {dn or 'the rootDSE'}"):
-        connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes))
+        connection.search(dn, search_filter, ldap3.BASE, attributes=list(attributes))
     result = connection.result or {}
     if result.get("result") == 32:
         return None
@@ -125,4 +152,4 @@ def read_entry(connection: ldap3.Connection, url: str, dn: str,
         raise DirectorySearchError(f"reading {dn or 'the rootDSE'}: {result.get('description')}",
                                    url=url, result_code=result.get("result") or 0, base=dn)
     entries = [item for item in connection.response or () if item.get("type") == "searchResEntry"]
-    return _raw_entry(entries[0]) if entries else None
+    return _raw_entry(entries[0], binary) if entries else None

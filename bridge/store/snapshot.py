@@ -87,6 +87,7 @@ class Snapshot:
         with sql_errors("creating the staging tables"):
             self._staging = Staging(db, complete)
         self._resolved: Resolution | None = None
+        self._chained = False
 
     def add(self, mapped: MappedEntry) -> None:
         with sql_errors("staging entries"):
@@ -102,6 +103,26 @@ class Snapshot:
             with sql_errors("resolving the snapshot"):
                 self._resolved = self._staging.resolve()
         return self._resolved
+
+    def unresolved_member_refs(self) -> dict[str, list[str]]:
+        """DN keys of members no source read, each with the ids of the groups listing it."""
+        self.resolve()
+        with sql_errors("finding members outside every source"):
+            return self._staging.unresolved_member_refs()
+
+    def direct_member_pair(self) -> tuple[str, str] | None:
+        """(group DN, member DN) of one direct membership, or None if there is none."""
+        self.resolve()
+        with sql_errors("finding a membership"):
+            return self._staging.direct_member_pair()
+
+    def add_chain_edges(self, edges: list[tuple[str, str]]) -> None:
+        """Effective (group id, member id) memberships the server computed; the stored
+        closure becomes the closure of the direct memberships and these."""
+        self.resolve()
+        with sql_errors("staging effective memberships"):
+            self._staging.add_chain_edges(edges)
+        self._chained = True
 
     def plan(self, samples: int = 10) -> Plan:
         """The diff against the store, with up to ``samples`` examples per kind."""
@@ -126,8 +147,8 @@ class Snapshot:
                 view.refresh(self._db, "p.id IN (SELECT record_id FROM changes WHERE run_id = ?)",
                              [run_id])
             _store_member_refs(self._db)
-            if plan.changed:
-                _recompute_effective_members(self._db)
+            if plan.changed or self._chained:
+                _recompute_effective_members(self._db, self._chained)
             if retention:
                 log.prune(self._db, utc_now(time.time() - retention))
             modseq = log.current_modseq(self._db)
@@ -217,12 +238,15 @@ def _store_member_refs(db: sqlite_utils.Database) -> None:
         SELECT s.id, r.kind, r.ref FROM temp.stage_refs r JOIN temp.stage s ON s.seq = r.seq""")
 
 
-def _recompute_effective_members(db: sqlite_utils.Database) -> None:
-    """Nested membership closure; UNION (not UNION ALL) makes it end on cycles."""
+def _recompute_effective_members(db: sqlite_utils.Database, chained: bool = False) -> None:
+    """Nested membership closure; UNION (not UNION ALL) makes it end on cycles. With
+    ``chained``, the server's in-chain memberships are edges too: they can only add what a
+    nested group outside every source contributes."""
     db.execute("DELETE FROM effective_members")
     db.execute("DROP TABLE IF EXISTS temp.edges")
-    db.execute("""CREATE TEMP TABLE edges AS SELECT p.id AS g, j.value AS m
-                  FROM principals p, json_each(p.members) j WHERE p.members != '[]'""")
+    chain = " UNION SELECT group_id, member_id FROM temp.stage_chain" if chained else ""
+    db.execute(f"""CREATE TEMP TABLE edges AS SELECT p.id AS g, j.value AS m
+                  FROM principals p, json_each(p.members) j WHERE p.members != '[]'{chain}""")
     db.execute("CREATE INDEX temp.edges_g ON edges (g)")
     db.execute("""INSERT INTO effective_members (group_id, member_id)
         WITH RECURSIVE closure (g, m) AS (

@@ -107,6 +107,32 @@ class Staging:
         db.execute(f"UPDATE temp.stage SET hash = record_hash({_FIELDS})")
         return Resolution(duplicates, unresolved, ambiguous)
 
+    def unresolved_member_refs(self) -> dict[str, list[str]]:
+        """DN member references that name nothing staged (a member outside every source,
+        perhaps a nested group), each with the ids of the groups listing it."""
+        groups: dict[str, list[str]] = {}
+        for ref, group_id in self._db.execute("""
+                SELECT r.ref, g.id FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq
+                WHERE r.kind = 'dn' AND NOT EXISTS (SELECT 1 FROM temp.stage m WHERE m.dn_key = r.ref)
+                ORDER BY r.ref, g.id"""):
+            groups.setdefault(ref, []).append(group_id)
+        return groups
+
+    def direct_member_pair(self) -> tuple[str, str] | None:
+        """(group DN, member DN) of one membership given by DN, to probe the server with."""
+        return self._db.execute("""
+            SELECT g.dn, m.dn FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq
+            JOIN temp.stage m ON m.dn_key = r.ref WHERE r.kind = 'dn' AND m.id != g.id
+            ORDER BY g.id, m.id LIMIT 1""").fetchone()
+
+    def add_chain_edges(self, edges: list[tuple[str, str]]) -> None:
+        """Effective memberships the server computed (in-chain): (group id, member id),
+        kept where both are staged."""
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS stage_chain (group_id TEXT, member_id TEXT)")
+        self._db.conn.executemany("""INSERT INTO temp.stage_chain SELECT ?1, ?2
+            WHERE ?1 != ?2 AND EXISTS (SELECT 1 FROM temp.stage WHERE id = ?1)
+            AND EXISTS (SELECT 1 FROM temp.stage WHERE id = ?2)""", edges)
+
     def _complete_from_store(self) -> None:
         """Turn a delta into a whole snapshot: drop staged entries a later deletion removed,
         then copy in every stored principal the delta did not touch, with its references."""
@@ -140,5 +166,5 @@ class Staging:
         self._db.execute("CREATE INDEX temp.stage_edges_member ON stage_edges (member_id, group_id)")
 
     def close(self) -> None:
-        for table in ("stage", "stage_refs", "stage_deleted", "stage_edges"):
+        for table in ("stage", "stage_refs", "stage_deleted", "stage_edges", "stage_chain"):
             self._db.execute(f"DROP TABLE IF EXISTS temp.{table}")
