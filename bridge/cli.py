@@ -171,7 +171,7 @@ def cmd_serve(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_notify(settings: config.Settings, args: argparse.Namespace) -> int:
-    from bridge.jmap.ingest import events_of, ingest
+    from bridge.jmap.ingest import events_of, ingest_in_batches
     from bridge.store import Store
 
     try:
@@ -182,7 +182,7 @@ def cmd_notify(settings: config.Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     with Store.open(settings.store.path) as store:
-        outcomes = ingest(events, store, settings)
+        outcomes = ingest_in_batches(events, store, settings)
     for outcome in outcomes:
         if outcome.status == "created":
             replaced = f" (replacing {', '.join(outcome.replaced)})" if outcome.replaced else ""

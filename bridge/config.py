@@ -229,6 +229,9 @@ NOTIFICATIONS = Section("notifications", "ShareNotifications: how long and how m
            "otherwise it is refused, as RFC 9670 allows."),
     Option("max_group_size", 100, c.integer(1),
            "With expand_groups: refuse groups with more members than this."),
+    Option("max_events", 1000, c.integer(1),
+           "Most share events one POST /notify may carry (more: 400, send smaller batches); "
+           "`bridge notify` splits a longer file into batches of this size."),
 ))
 
 SECTIONS: tuple[Section, ...] = (DIRECTORY, SYNC, STORE, SERVER, AUTH, JMAP, NOTIFICATIONS, SCHEDULE)

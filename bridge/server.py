@@ -33,17 +33,31 @@ def check_listener(settings: Settings) -> None:
                       section="server", option="listen", value=server.listen)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when a signal asks it to stop, so that push
+    streams end cleanly instead of being cut when the grace period runs out."""
+
+    def __init__(self, config: uvicorn.Config, on_exit) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig, frame) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
+
+
 def serve(settings: Settings) -> None:
     check_listener(settings)
     if not settings.sources:
         raise ConfigError("no sources configured: add at least one [sources.NAME] table")
     host, port = listen_address(settings.server.listen)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port,
+        app, host=host, port=port,
         ssl_certfile=settings.server.tls_cert or None, ssl_keyfile=settings.server.tls_key or None,
         proxy_headers=False,  # the app's own middleware honours only trusted_proxies
         server_header=False, access_log=False, log_config=None, lifespan="off",
-        # push streams never end by themselves: on shutdown they get this long, then close
+        # push streams end at the signal (below); anything else still running gets this long
         timeout_graceful_shutdown=5)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its job chatter, not ours
     scheduler = SyncScheduler(settings)
@@ -52,6 +66,6 @@ def serve(settings: Settings) -> None:
     log.info("serving JMAP on %s://%s (public URL %s)", scheme, settings.server.listen,
              settings.server.public_url)
     try:
-        uvicorn.Server(config).run()
+        _Server(config, on_exit=app.state.bridge.shutdown).run()
     finally:
         scheduler.shutdown()

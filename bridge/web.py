@@ -78,14 +78,24 @@ class Bridge:
 
     async def notify(self, request: Request) -> Response:
         """Share events from a groupware server (a token with the notify scope)."""
-        await self.caller(request, scope="notify")
+        caller = await self.caller(request, scope="notify")
         check_media_type(request.headers.get("content-type", ""))
-        body = decode(await read_limited(request, self.settings.jmap.max_size_request))
+        key = f"notify:{caller.username}"
+        self.concurrency.enter(key)
         try:
-            events = events_of(body)
-        except ValueError as exc:
-            return problem(400, str(exc))
-        outcomes = await run_in_threadpool(ingest, events, self.jmap.store(), self.settings)
+            body = decode(await read_limited(request, self.settings.jmap.max_size_request))
+            try:
+                events = events_of(body)
+            except ValueError as exc:
+                return problem(400, str(exc))
+            most = self.settings.notifications.max_events
+            if len(events) > most:
+                return problem(400, f"{len(events)} events in one request; at most {most} "
+                               "(notifications.max_events): send smaller batches")
+            # the store is the worker thread's own: a connection is never shared
+            outcomes = await run_in_threadpool(lambda: ingest(events, self.jmap.store(), self.settings))
+        finally:
+            self.concurrency.leave(key)
         self.watcher.poke()
         return JSONResponse({"results": [outcome.wire() for outcome in outcomes]})
 
@@ -108,6 +118,10 @@ class Bridge:
 
         body = push.stream(wanted, states, self.watcher, request.headers.get("last-event-id"))
         return EventStream(body, on_close=lambda: self._stream_closed(key))
+
+    def shutdown(self) -> None:
+        """The server is stopping: end every push stream cleanly (safe from a signal handler)."""
+        self.watcher.close_from_any_thread()
 
     def _stream_closed(self, key: str) -> None:
         with self.lock:

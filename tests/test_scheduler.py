@@ -69,3 +69,34 @@ def test_the_api_answers_while_a_sync_holds_the_write_lock(slapd, synced, alice,
     after = alice.one("Principal/get", ids=me)["list"][0]["description"]
 
     assert (during, after) == ("Finance", "Mid-sync")
+
+
+def test_the_expiry_job_destroys_old_notifications_and_logs_it(synced, caplog):
+    from bridge.store import Retention
+
+    with Store.open(synced.store.path) as store:
+        alice = next(p.id for p in store.principals() if p.login == "alice")
+        fields = {"changed_by": {"name": "Bob", "email": None, "principal_id": None},
+                  "object_type": "Calendar", "object_account_id": "a1", "old_rights": None,
+                  "new_rights": {"mayRead": True}, "name": "Team"}
+        retention = Retention(cap=10, coalesce_window=0)
+        store.add_notifications([(alice, {**fields, "object_id": "old"})], retention, now=0.0)
+        store.add_notifications([(alice, {**fields, "object_id": "new"})], retention)
+
+    with caplog.at_level(logging.INFO, logger="bridge.scheduler"):
+        SyncScheduler(synced).expire_once()
+
+    assert "expired 1 share notifications" in caplog.text
+    with Store.open(synced.store.path) as store:
+        assert [n.object_id for n in store.notifications_of(alice)] == ["new"]
+
+
+def test_a_failing_expiry_is_logged_and_not_raised(slapd, make_settings, caplog, tmp_path):
+    broken = tmp_path / "not-a-database"
+    broken.write_text("this is not SQLite")
+    settings = make_settings(slapd, store={"path": str(broken)})
+
+    with caplog.at_level(logging.ERROR, logger="bridge.scheduler"):
+        SyncScheduler(settings).expire_once()
+
+    assert "expiring share notifications failed" in caplog.text

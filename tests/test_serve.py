@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import queue
 import subprocess
@@ -106,7 +107,7 @@ def served(slapd, tmp_path, tls_files):
     ca = str(tls_files["good"].ca)
     try:
         _wait_ready(f"https://localhost:{port}/readyz", ca, process, tmp_path / "serve.log")
-        yield {"port": port, "config": path, "ca": ca, "log": tmp_path / "serve.log"}
+        yield {"port": port, "config": path, "ca": ca, "log": tmp_path / "serve.log", "process": process}
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -173,17 +174,18 @@ def listen(client: Client, events: queue.Queue) -> None:
             events.put(event)
 
 
-def next_event(events: queue.Queue, wanted: str, seconds: float = 10):
-    """The first event whose id mentions ``wanted`` (a state), within ``seconds``."""
+def first_event(events: queue.Queue, kind: str, unlike: str, seconds: float = 10):
+    """The first event whose id carries a ``kind`` state other than ``unlike``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             event = events.get(timeout=max(0.1, deadline - time.monotonic()))
         except queue.Empty:
             break
-        if wanted in (event.id or ""):
-            return event
-    raise AssertionError(f"no state event with {wanted} within {seconds}s")
+        states = dict(part.split("=", 1) for part in (event.id or "").split())
+        if states.get(kind, unlike) != unlike:
+            return event, states[kind]
+    raise AssertionError(f"no {kind} state event within {seconds}s")
 
 
 def test_push_reaches_a_client_after_a_cron_sync_and_after_ingestion(served, slapd, monkeypatch):
@@ -192,20 +194,19 @@ def test_push_reaches_a_client_after_a_cron_sync_and_after_ingestion(served, sla
     reader = DirectoryClient.create_with_password(host, "alice", ldif.PASSWORDS["alice"])
     principal_state = reader.request(PrincipalGet(ids=[])).state
     notification_state = reader.request(NotificationGet(ids=[])).state
-    # resuming from these states, the stream sends at once whatever it connects too late for
-    listener = DirectoryClient.create_with_password(
-        host, "alice", ldif.PASSWORDS["alice"],
-        last_event_id=f"Principal={principal_state} ShareNotification={notification_state}")
+    listener = DirectoryClient.create_with_password(host, "alice", ldif.PASSWORDS["alice"])
     events: queue.Queue = queue.Queue()
     threading.Thread(target=listen, args=(listener, events), daemon=True).start()
+    time.sleep(1)  # the stream is open and watching before anything changes
 
+    # another process commits; nobody calls the API until the event is in
     slapd.admin().modify(f"cn=Room 4B,{ldif.ROOMS}", {"description": [(ldap3.MODIFY_REPLACE, ["Moved"])]})
     cron = subprocess.run([sys.executable, "-m", "bridge", "--config", str(served["config"]), "sync"],
                           capture_output=True, text=True, timeout=60)
     assert cron.returncode == 0, cron.stderr
-    new_principals = reader.request(PrincipalGet(ids=[])).state
-    after_sync = next_event(events, f"Principal={new_principals}")
+    after_sync, pushed = first_event(events, "Principal", unlike=principal_state)
     assert set(after_sync.data.changed) == {"directory"}
+    assert pushed == reader.request(PrincipalGet(ids=[])).state
 
     ingested = requests.post(f"https://{host}/notify", timeout=10, headers={
         "Authorization": f"Bearer {NOTIFY_TOKEN}"}, json=[{
@@ -213,8 +214,29 @@ def test_push_reaches_a_client_after_a_cron_sync_and_after_ingestion(served, sla
             "objectType": "Calendar", "objectAccountId": "a1", "objectId": "c1", "oldRights": None,
             "newRights": {"mayRead": True}, "name": "Team"}])
     assert ingested.json()["results"][0]["status"] == "created"
-    new_notifications = reader.request(NotificationGet(ids=[])).state
-    next_event(events, f"ShareNotification={new_notifications}")
+    _, pushed = first_event(events, "ShareNotification", unlike=notification_state)
+    assert pushed == reader.request(NotificationGet(ids=[])).state
+
+
+def test_a_stream_that_resumes_gets_what_it_missed(served, slapd, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", served["ca"])
+    host = f"localhost:{served['port']}"
+    reader = DirectoryClient.create_with_password(host, "alice", ldif.PASSWORDS["alice"])
+    principal_state = reader.request(PrincipalGet(ids=[])).state
+    notification_state = reader.request(NotificationGet(ids=[])).state
+    slapd.admin().modify(f"cn=Room 4B,{ldif.ROOMS}", {"description": [(ldap3.MODIFY_REPLACE, ["Gone"])]})
+    cron = subprocess.run([sys.executable, "-m", "bridge", "--config", str(served["config"]), "sync"],
+                          capture_output=True, text=True, timeout=60)
+    assert cron.returncode == 0, cron.stderr
+
+    listener = DirectoryClient.create_with_password(
+        host, "alice", ldif.PASSWORDS["alice"],
+        last_event_id=f"Principal={principal_state} ShareNotification={notification_state}")
+    events: queue.Queue = queue.Queue()
+    threading.Thread(target=listen, args=(listener, events), daemon=True).start()
+
+    _, pushed = first_event(events, "Principal", unlike=principal_state)
+    assert pushed == reader.request(PrincipalGet(ids=[])).state
 
 
 def open_stream(served, query: str) -> requests.Response:
@@ -247,6 +269,61 @@ def test_streams_per_user_are_limited_and_closing_one_frees_it(served):
     assert again.status_code == 200  # the closed stream left nothing behind
     for stream in (second, again, refused):
         stream.close()
+
+
+def share_events(count: int, prefix: str) -> list[dict]:
+    return [{"recipient": "alice", "changedBy": {"name": "Bob", "email": None, "principalId": None},
+             "objectType": "Calendar", "objectAccountId": "a1", "objectId": f"{prefix}{n}",
+             "oldRights": None, "newRights": {"mayRead": True}, "name": "Team"} for n in range(count)]
+
+
+def test_concurrent_ingestion_and_requests_all_get_answered(served):
+    base = f"https://localhost:{served['port']}"
+    answers: dict[str, int] = {}
+
+    def post(name: str) -> None:
+        response = requests.post(f"{base}/notify", json=share_events(20, name), verify=served["ca"],
+                                 headers={"Authorization": f"Bearer {NOTIFY_TOKEN}"}, timeout=15)
+        answers[name] = response.status_code
+
+    threads = [threading.Thread(target=post, args=(name,)) for name in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    health = requests.get(f"{base}/healthz", verify=served["ca"], timeout=5)
+    for thread in threads:
+        thread.join(20)
+    assert health.status_code == 200
+    assert sorted(answers.values()) == [200, 200, 200] or 429 in answers.values(), answers
+    notifications = requests.post(f"{base}/jmap", verify=served["ca"], timeout=10,
+                                  auth=("alice", ldif.PASSWORDS["alice"]), json={
+        "using": ["urn:ietf:params:jmap:core", PRINCIPALS],
+        "methodCalls": [["ShareNotification/query", {"accountId": "directory"}, "0"]]})
+    created = notifications.json()["methodResponses"][0][1]["ids"]
+    assert len(created) == 20 * sum(code == 200 for code in answers.values())
+
+
+def test_a_stopping_server_ends_its_push_streams_cleanly(served):
+    session = requests.Session()
+    stream = session.get(f"https://localhost:{served['port']}/jmap/eventsource?types=*&ping=0",
+                         stream=True, verify=served["ca"], auth=("alice", ldif.PASSWORDS["alice"]),
+                         timeout=10)
+    assert stream.status_code == 200
+    time.sleep(0.5)
+    started = time.monotonic()
+    served["process"].terminate()
+
+    body = b"".join(stream.iter_content(chunk_size=None))  # ends cleanly: no ChunkedEncodingError
+    ended = time.monotonic() - started
+    # a client that keeps the idle TLS connection would hold the exit for the grace period;
+    # requests lets go of the socket only once the response is collected
+    stream.close()
+    session.close()
+    del stream, session
+    gc.collect()
+
+    served["process"].wait(timeout=10)
+    assert body == b"" and ended < 2 and time.monotonic() - started < 4
+    assert "graceful shutdown exceeded" not in served["log"].read_text()
 
 
 def test_serve_logs_requests_and_the_scheduled_sync(served, monkeypatch):

@@ -301,3 +301,113 @@ def test_bridge_notify_reads_a_file(world, tmp_path):
     assert lines[0].startswith("0: created n") and lines[1].startswith("1: rejected: no principal")
     assert lines[-1] == "notify: 1 created, 1 rejected"
     assert len(world.ids(world.alice)) == 1
+
+
+# -- states belong to one recipient and one type ------------------------------------------------
+
+
+def test_another_users_state_or_a_principal_state_cannot_calculate_changes(world):
+    world.notify(event("bob", object_id="b1"), event("bob", object_id="b2"))
+    alice_state, bob_state = world.state(world.alice), world.state(world.bob)
+    principal_state = world.bob.one("Principal/get", ids=[])["state"]
+    assert alice_state != bob_state
+
+    for foreign in (alice_state, principal_state):
+        error = world.bob.error("ShareNotification/changes", sinceState=foreign)
+        assert error["type"] == "cannotCalculateChanges", foreign
+        assert world.bob.error("ShareNotification/queryChanges", sinceQueryState=foreign)["type"] \
+            == "cannotCalculateChanges"
+    assert world.bob.error("Principal/changes", sinceState=bob_state)["type"] == "cannotCalculateChanges"
+    assert world.bob.one("ShareNotification/changes", sinceState=bob_state)["created"] == []
+
+
+def test_pruning_old_history_keeps_current_states_usable(world):
+    """Retention prunes a prefix of the whole log; a scope with nothing newer must still
+    answer /changes from its current state, and an older state is refused."""
+    (first,) = world.notify(event(object_id="c1"))
+    older = world.state(world.alice)
+    world.notify(event(object_id="c2"))
+    current, principal_state = world.state(world.alice), world.alice.one("Principal/get", ids=[])["state"]
+    world.notify(event("bob", object_id="b1"))
+    with sqlite3.connect(world.settings.store.path) as conn:  # everything is a year old
+        conn.execute("UPDATE changes SET at = '2020-01-01T00:00:00Z'")
+    with Store.open(world.settings.store.path) as store, store.writing():
+        from bridge.store import changes
+        assert changes.prune(store._db, "2021-01-01T00:00:00Z") > 0
+
+    assert world.alice.one("ShareNotification/changes", sinceState=current)["created"] == []
+    assert world.alice.one("Principal/changes", sinceState=principal_state)["updated"] == []
+    assert world.alice.error("ShareNotification/changes", sinceState=older)["type"] == \
+        "cannotCalculateChanges"
+    assert len(world.ids(world.alice)) == 2 and first["ids"][0] in world.ids(world.alice)
+
+
+# -- recipients, limits and text ---------------------------------------------------------------
+
+
+def test_a_login_shared_by_two_people_is_refused_not_guessed(slapd, make_settings, tmp_path):
+    slapd.admin().add(f"cn=Alice Clone,{ldif.PEOPLE}", ["inetOrgPerson"],
+                      {"cn": "Alice Clone", "sn": "Clone", "uid": "ALICE"})
+    world = World(slapd, make_settings, tmp_path)
+
+    (result,) = world.notify(event("alice"))
+
+    assert result["status"] == "rejected" and "names 2 principals" in result["reason"]
+    with Store.open(world.settings.store.path) as store:
+        assert not any(store.notifications_of(p.id) for p in store.principals())
+
+
+def test_a_zero_coalescing_window_never_coalesces(slapd, make_settings, tmp_path):
+    world = World(slapd, make_settings, tmp_path, notifications={"coalesce_window": "0s"})
+    results = world.notify(event(old=None, new=READ), event(old=READ, new=None))
+
+    assert [r["replaced"] for r in results] == [[], []]
+    assert len(world.ids(world.alice)) == 2
+
+
+@pytest.mark.parametrize("name", [
+    "Family 👨\u200d👩\u200d👧",                                 # ZWJ in an emoji sequence
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",   # ZWNJ in a Persian word
+    "Hyphen\u00adated",                                        # soft hyphen
+])
+def test_names_may_hold_joiners_and_soft_hyphens(world, name):
+    (result,) = world.notify({**event(), "name": name})
+    assert result["status"] == "created", result
+    assert world.alice.one("ShareNotification/get", ids=result["ids"])["list"][0]["name"] == name
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ({**event(), "name": "evil\u202eexe.txt"}, "name must be text"),   # a bidi override
+    ({**event(), "newRights": {"x" * 200: True}}, "rights names"),
+    ({**event(), "newRights": {"may read": True}}, "rights names"),
+])
+def test_disguising_names_and_odd_rights_are_rejected(world, bad, reason):
+    (result,) = world.notify(bad)
+    assert result["status"] == "rejected" and reason in result["reason"]
+
+
+def test_a_request_with_too_many_events_is_refused_whole(slapd, make_settings, tmp_path):
+    world = World(slapd, make_settings, tmp_path, notifications={"max_events": 3})
+    response = world.client.post("/notify", json=[event(object_id=f"o{n}") for n in range(4)],
+                                 headers=bearer(NOTIFY_TOKEN))
+    assert response.status_code == 400 and "at most 3" in response.json()["detail"]
+    assert world.ids(world.alice) == []
+
+
+def test_bridge_notify_splits_a_long_file_and_rejects_a_surrogate_on_its_own(
+        slapd, make_settings, tmp_path):
+    world = World(slapd, make_settings, tmp_path, notifications={"max_events": 2})
+    events = [event(object_id=f"o{n}") for n in range(5)]
+    events[3]["name"] = "\ud800"
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(events))  # json.dumps writes the lone surrogate as \ud800
+
+    done = subprocess.run([sys.executable, "-m", "bridge", "--config", world.settings.origin,
+                           "notify", str(path)], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == ["0", "1", "2", "3", "4"]
+    assert "rejected: text contains a lone surrogate" in lines[3]
+    assert lines[-1] == "notify: 4 created, 1 rejected"
+    assert len(world.ids(world.alice)) == 4

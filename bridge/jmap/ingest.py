@@ -11,6 +11,10 @@ coalescing replaced) or rejected with a reason — so a bad item never fails the
 
 A group recipient is refused unless ``notifications.expand_groups``; then each enabled
 individual in it (nested) gets one, up to ``notifications.max_group_size`` members.
+
+A request holds at most ``notifications.max_events`` events (`bridge notify` splits a
+larger file into such batches); they are stored a chunk at a time, so that a big batch
+never holds the store's write lock for long.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ from bridge.validation import is_addr_spec
 FIELDS = {"recipient", "changedBy", "objectType", "objectAccountId", "objectId", "oldRights",
           "newRights", "name"}
 _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+_RIGHT_NAME = _TYPE_NAME  # mayRead, mayWrite, mayAdmin…
 MAX_RIGHTS, MAX_NAME = 64, 1024
+CHUNK = 200  # notifications per write transaction
+#: format characters that belong in names: zero-width (non-)joiner in emoji sequences and
+#: Persian or Indic words, the soft hyphen, and the tag characters of emoji flags; other
+#: format characters (bidi overrides) can disguise a name
+_FORMAT_ALLOWED = frozenset({"\u200c", "\u200d", "\u00ad", *map(chr, range(0xE0020, 0xE0080))})
 
 
 class Rejected(Exception):
@@ -63,7 +73,7 @@ def events_of(body: Any) -> list:
 
 
 def ingest(events: list, store: Store, settings: Settings) -> list[Outcome]:
-    """Check every event, store the good ones in one transaction, answer each."""
+    """Check every event, store the good ones (a chunk per transaction), answer each."""
     outcomes, items, owners = [], [], []
     for index, event in enumerate(events):
         try:
@@ -77,17 +87,30 @@ def ingest(events: list, store: Store, settings: Settings) -> list[Outcome]:
             owners.append(outcomes[-1])
     notifications = settings.notifications
     store.expire_notifications(notifications.max_age)
-    results = store.add_notifications(items, Retention(notifications.max_per_recipient,
-                                                       notifications.coalesce_window))
-    for outcome, (new_id, replaced) in zip(owners, results, strict=True):
-        outcome.ids += [new_id] if new_id else []
-        outcome.replaced += replaced
+    retention = Retention(notifications.max_per_recipient, notifications.coalesce_window)
+    for start in range(0, len(items), CHUNK):
+        results = store.add_notifications(items[start:start + CHUNK], retention)
+        for outcome, (new_id, replaced) in zip(owners[start:start + CHUNK], results, strict=True):
+            outcome.ids += [new_id] if new_id else []
+            outcome.replaced += replaced
+    return outcomes
+
+
+def ingest_in_batches(events: list, store: Store, settings: Settings) -> list[Outcome]:
+    """``ingest`` in batches of ``notifications.max_events`` (a file of any length)."""
+    size, outcomes = settings.notifications.max_events, []
+    for start in range(0, len(events), size):
+        for outcome in ingest(events[start:start + size], store, settings):
+            outcome.index += start
+            outcomes.append(outcome)
     return outcomes
 
 
 def _check(event: Any, store: Store, settings: Settings) -> tuple[list[str], dict]:
     if not isinstance(event, dict):
         raise Rejected("an event is a JSON object")
+    if _has_surrogate(event):
+        raise Rejected("text contains a lone surrogate (\\ud800-\\udfff), which is not a character")
     unknown = sorted(set(event) - FIELDS)
     if unknown:
         raise Rejected(f"unknown field {unknown[0]!r}")
@@ -114,7 +137,7 @@ def _recipients(value: Any, store: Store, settings: Settings) -> list[str]:
         raise Rejected("recipient must be a principal id, a login or an email")
     value = value.strip()
     candidates = [value] if valid_id(value) and store.views([value]) else []
-    candidates = candidates or list(store.ids_of_logins([value]).values()) or store.ids_of_emails(value)
+    candidates = candidates or store.ids_of_login(value) or store.ids_of_emails(value)
     if not candidates:
         raise Rejected(f"no principal has the id, login or email {value!r}")
     if len(candidates) > 1:
@@ -151,8 +174,9 @@ def _rights(value: Any, name: str) -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict) or len(value) > MAX_RIGHTS or not all(
-            isinstance(k, str) and k and isinstance(v, bool) for k, v in value.items()):
-        raise Rejected(f"{name} must be null or an object of rights names to true/false")
+            isinstance(k, str) and _RIGHT_NAME.match(k) and isinstance(v, bool) for k, v in value.items()):
+        raise Rejected(f"{name} must be null or an object of at most {MAX_RIGHTS} rights names "
+                       "(such as mayRead) to true/false")
     return value
 
 
@@ -170,7 +194,20 @@ def _matching(value: Any, pattern: re.Pattern, name: str, what: str) -> str:
 
 def _text(value: Any, name: str, longest: int, empty: bool = False) -> str:
     if not isinstance(value, str) or (not empty and not value.strip()) or len(value) > longest \
-            or any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+            or not all(_allowed(c) for c in value):
         raise Rejected(f"{name} must be text of at most {longest} characters without control "
                        "characters" + ("" if empty else ", not empty"))
     return value
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    return isinstance(value, list) and any(map(_has_surrogate, value))
+
+
+def _allowed(character: str) -> bool:
+    category = unicodedata.category(character)
+    return category not in ("Cc", "Cs") and (category != "Cf" or character in _FORMAT_ALLOWED)

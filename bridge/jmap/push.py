@@ -2,8 +2,9 @@
 events that keep the connection alive.
 
 Changes are noticed in the database, not only in this process: a Watcher polls the
-store's last modseq (a `bridge sync` from cron or another worker commits there too) and
-wakes every open stream, which then compares the caller's states with what it last sent.
+store's last modseq (a `bridge sync` from cron or another worker commits there too; a
+local write asks for a check at once) and, when it moved, wakes every open stream, which
+then compares the caller's states with what it last sent.
 An event's id names every state it reflects, so a client reconnecting with
 ``Last-Event-ID`` is sent at once whatever it missed.
 """
@@ -11,12 +12,16 @@ An event's id names every state it reflects, so a client reconnecting with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from bridge.jmap.core import ACCOUNT_ID
+
+log = logging.getLogger(__name__)
 
 TYPES = ("Principal", "ShareNotification")
 MIN_PING, MAX_PING = 1, 3600  # the RFC: a minimum of at most 30 s, a maximum of at least 300 s
@@ -68,56 +73,92 @@ def state_event(changed: Mapping[str, str], states: Mapping[str, str]) -> str:
 
 class Watcher:
     """Polls ``last_change`` (a blocking read, run in a thread) while any stream listens,
-    and wakes them all when it moves; ``poke`` wakes them at once after a local write."""
+    and wakes them all when it moves. ``poke`` asks for a check now (after a local write),
+    so a read-only request wakes nobody. A failing read is logged and retried; ``close``
+    ends every stream (at shutdown)."""
 
     def __init__(self, last_change: Callable[[], int], interval: float = POLL_SECONDS) -> None:
         self._last_change = last_change
         self._interval = interval
         self._listeners: set[asyncio.Event] = set()
         self._task: asyncio.Task | None = None
+        self._kick: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False
 
-    def subscribe(self) -> asyncio.Event:
+    async def subscribe(self) -> asyncio.Event:
+        """A new listener. Its first wake is any change after this returns: a stream reads
+        its states only afterwards, so no change falls between the two."""
         wake = asyncio.Event()
-        self._listeners.add(wake)
+        self._loop = asyncio.get_running_loop()
+        if self.closing:
+            wake.set()
+            return wake
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._poll())
+            seen = await asyncio.to_thread(self._last_change)
+            if self._task is None or self._task.done():
+                self._kick = asyncio.Event()
+                self._task = asyncio.get_running_loop().create_task(self._poll(seen))
+        self._listeners.add(wake)
         return wake
 
     def unsubscribe(self, wake: asyncio.Event) -> None:
         self._listeners.discard(wake)
 
     def poke(self) -> None:
+        if self._kick is not None:
+            self._kick.set()
+
+    def close(self) -> None:
+        """Wake every stream for the last time: they end, and new ones end at once."""
+        self.closing = True
         for wake in self._listeners:
             wake.set()
+
+    def close_from_any_thread(self) -> None:
+        """``close`` from a signal handler or another thread: run on the loop's thread."""
+        if self._loop is None or self._loop.is_closed():
+            self.closing = True
+            return
+        self._loop.call_soon_threadsafe(self.close)
 
     @property
     def listeners(self) -> int:
         return len(self._listeners)
 
-    async def _poll(self) -> None:
-        seen = await asyncio.to_thread(self._last_change)
-        while self._listeners:
-            await asyncio.sleep(self._interval)
-            now = await asyncio.to_thread(self._last_change)
+    async def _poll(self, seen: int) -> None:
+        kick = self._kick
+        while self._listeners and not self.closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(kick.wait(), self._interval)
+            kick.clear()
+            try:
+                now = await asyncio.to_thread(self._last_change)
+            except Exception:  # a store that fails now may work next time: never stop watching
+                log.exception("push: cannot read the store's last change; retrying")
+                await asyncio.sleep(self._interval * 4)
+                continue
             if now != seen:
                 seen = now
-                self.poke()
+                for wake in self._listeners:
+                    wake.set()
 
 
 async def stream(wanted: Subscription, states: Callable[[], Awaitable[dict[str, str]]],
                  watcher: Watcher, last_event_id: str | None) -> AsyncIterator[str]:
-    """The text of one EventSource response, until the client leaves (or closeafter)."""
-    sent = await states()
-    missed = _states_of(last_event_id)
-    if missed is not None:
-        changed = {k: v for k, v in sent.items() if k in wanted.types and missed.get(k) != v}
-        if changed:
-            yield state_event(changed, sent)
-            if wanted.close_after_state:
-                return
-    wake, last_event = watcher.subscribe(), time.monotonic()
+    """The text of one EventSource response, until the client leaves, closeafter, or the
+    server shuts down."""
+    wake, last_event = await watcher.subscribe(), time.monotonic()
     try:
-        while True:
+        sent = await states()
+        missed = _states_of(last_event_id)
+        if missed is not None:
+            changed = {k: v for k, v in sent.items() if k in wanted.types and missed.get(k) != v}
+            if changed:
+                yield state_event(changed, sent)
+                if wanted.close_after_state:
+                    return
+        while not watcher.closing:
             timeout = max(0.0, last_event + wanted.ping - time.monotonic()) if wanted.ping else None
             try:
                 await asyncio.wait_for(wake.wait(), timeout)
@@ -126,6 +167,8 @@ async def stream(wanted: Subscription, states: Callable[[], Awaitable[dict[str, 
                 last_event = time.monotonic()
                 continue
             wake.clear()
+            if watcher.closing:
+                return
             current = await states()
             changed = {k: v for k, v in current.items() if k in wanted.types and sent.get(k) != v}
             if changed:

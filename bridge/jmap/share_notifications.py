@@ -22,7 +22,6 @@ PROPERTIES = ("id", "created", "changedBy", "objectType", "objectAccountId", "ob
               "oldRights", "newRights", "name")
 FILTER_KEYS = {"after", "before", "objectType", "objectAccountId"}
 SORT_PROPERTIES = {"created", "id"}
-SCOPE = "ShareNotification:"
 
 
 def recipient_of(context: Context) -> str:
@@ -31,10 +30,16 @@ def recipient_of(context: Context) -> str:
 
 
 def state_of(context: Context, modseq: int | None = None) -> str:
-    scope = SCOPE + recipient_of(context)
-    if modseq is None:
-        return context.store.state(context.view_key, scope)
-    return context.store.state_at(modseq, context.view_key)
+    """The caller's state: a token of their own, foreign to anyone else and to Principal."""
+    return context.store.notification_state(recipient_of(context), context.view_key, modseq)
+
+
+def parse_state(context: Context, token: str) -> int | None:
+    """The modseq of one of the caller's states; None for any other token."""
+    try:
+        return context.store.parse_notification_state(recipient_of(context), token, context.view_key)
+    except ValueError:
+        raise invalid_arguments(f"{token!r} is not a state of this server") from None
 
 
 def render(notification: Notification, properties: list[str] | None = None) -> dict:
@@ -85,13 +90,13 @@ def notification_changes(raw: Any, context: Context) -> dict:
     context.check_account(account, PRINCIPALS)
     since_state = args.string("sinceState")
     max_changes = args.integer("maxChanges", None, minimum=1, nullable=True)
-    since, store, recipient = context.parse_state(since_state), context.store, recipient_of(context)
+    since, store, recipient = parse_state(context, since_state), context.store, recipient_of(context)
     cap = max_changes or context.settings.jmap.max_changes
     with store.reading():
         window = store.notification_window(recipient, since, cap) if since is not None else None
         if window is None:
-            raise MethodError("cannotCalculateChanges", "that state is too old or not yours; "
-                              "fetch the notifications again")
+            raise MethodError("cannotCalculateChanges", "that state is too old, or not a state of "
+                              "your notifications; fetch them again")
         rows = store.notification_changes(recipient, window.since, window.until) or []
     created = [i for i, first, last, _ in rows if first == "created" and last != "destroyed"]
     destroyed = [i for i, first, last, _ in rows if first != "created" and last == "destroyed"]
@@ -125,12 +130,12 @@ def notification_query_changes(raw: Any, context: Context) -> dict:
     context.check_account(account, PRINCIPALS)
     condition, keys = _filter(args.object("filter")), _sort(args.list("sort"))
     wanted = paging.since_arguments(args)
-    since, store, recipient = context.parse_state(wanted.query_state), context.store, recipient_of(context)
+    since, store, recipient = parse_state(context, wanted.query_state), context.store, recipient_of(context)
     with store.reading():
         state = state_of(context)
         if since is None or store.notification_changes(recipient, since) is None:
-            raise MethodError("cannotCalculateChanges", "that query state is too old or not yours; "
-                              "run the query again")
+            raise MethodError("cannotCalculateChanges", "that query state is too old, or not a "
+                              "state of your notifications; run the query again")
         new = _result(store.notifications_of(recipient), condition, keys)
         old = _result(store.notifications_as_of(recipient, since), condition, keys)
     removed, added = paging.result_changes(old, new, wanted.up_to_id, wanted.max_changes)

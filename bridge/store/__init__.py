@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,11 +17,11 @@ from bridge.errors import StoreError, SyncBusy
 from bridge.model import Principal
 from bridge.query import Filter, SortKey
 from bridge.store import changes as log
-from bridge.store import notifications as notes
 from bridge.store import reconstruct, view
 from bridge.store.changes import ChangeRow, format_state, parse_state
 from bridge.store.db import connect, sql_errors, utc_now, write_transaction
 from bridge.store.edits import apply_edit
+from bridge.store.notification_store import NotificationStore
 from bridge.store.notifications import Notification, Retention
 from bridge.store.reconstruct import Window
 from bridge.store.records import COLUMNS, from_row
@@ -53,7 +52,7 @@ class RunRecord:
     detail: dict
 
 
-class Store:
+class Store(NotificationStore):
     """One SQLite database. ``Store.open(path)`` creates and migrates it as needed;
     ``readonly=True`` never writes (a missing file reads as an empty store)."""
 
@@ -165,6 +164,7 @@ class Store:
         return f"{self.epoch}.{view}" if view else self.epoch
 
     def pruned_through(self) -> int:
+        """The newest modseq pruned from the log (of any scope)."""
         with sql_errors("reading the history horizon"):
             return log.pruned_through(self._db)
 
@@ -254,15 +254,14 @@ class Store:
         """The stretch of history after ``since`` with at most ``max_ids`` changed ids;
         None when it cannot be told (pruned, or a state this database never had)."""
         with sql_errors("reading changes"):
-            current = log.current_modseq(self._db)
-            if since < log.pruned_through(self._db) or since > current:
+            if not log.can_tell_changes(self._db, log.PRINCIPAL, since):
                 return None
-            return reconstruct.window(self._db, since, current, max_ids)
+            return reconstruct.window(self._db, since, log.current_modseq(self._db), max_ids)
 
     def changed_since(self, since: int) -> list[str] | None:
         """Every id changed after ``since`` (None when that cannot be told)."""
         with sql_errors("reading changes"):
-            if since < log.pruned_through(self._db) or since > log.current_modseq(self._db):
+            if not log.can_tell_changes(self._db, log.PRINCIPAL, since):
                 return None
             return reconstruct.changed_since(self._db, since)
 
@@ -323,69 +322,13 @@ class Store:
                 "WHERE e.group_id = ? AND p.type = 'individual' AND p.disabled = 0", [group_id]).fetchall()
         return {row[0] for row in rows}
 
-    def ids_of_logins(self, logins: list[str]) -> dict[str, str]:
-        """login (as given) → principal id, for individuals; case-insensitive."""
+    def ids_of_login(self, login: str) -> list[str]:
+        """Individuals with this login, case-insensitively (several when logins clash)."""
         with sql_errors("looking up logins"):
-            rows = self._db.execute(
-                "SELECT j.value, v.id FROM json_each(?) j JOIN principal_view v "
-                "ON casefold(v.login) = casefold(j.value) AND v.type = 'individual'",
-                [json.dumps(logins)]).fetchall()
-        return dict(rows)
-
-    # -- share notifications ---------------------------------------------------------------
-
-    def notifications_of(self, recipient: str) -> list[Notification]:
-        with sql_errors("reading notifications"):
-            return notes.of_recipient(self._db, recipient)
-
-    def notifications_by_ids(self, recipient: str, ids: list[str]) -> dict[str, Notification]:
-        with sql_errors("reading notifications"):
-            return notes.by_ids(self._db, recipient, ids)
-
-    def add_notifications(self, items: list[tuple[str, dict]], retention: Retention,
-                          now: float | None = None) -> list[tuple[str | None, list[str]]]:
-        """Store a batch, one transaction: for each (recipient, fields) the new id (None if
-        coalescing cancelled it) and the ids retention destroyed to make room."""
-        moment = time.time() if now is None else now
-        with sql_errors("storing notifications"), write_transaction(self._db):
-            return [notes.add(self._db, recipient, fields, retention, moment) for recipient, fields in items]
-
-    def destroy_notifications(self, notifications: list[Notification]) -> None:
-        """Within ``writing()``, or on its own."""
-        with sql_errors("destroying notifications"):
-            if self._db.conn.in_transaction:
-                notes.destroy(self._db, notifications)
-                return
-            with write_transaction(self._db):
-                notes.destroy(self._db, notifications)
-
-    def expire_notifications(self, older_than: float) -> int:
-        """Destroy every notification older than ``older_than`` seconds; how many."""
-        with sql_errors("expiring notifications"), write_transaction(self._db):
-            return notes.expire(self._db, utc_now(time.time() - older_than))
-
-    def notification_window(self, recipient: str, since: int, max_ids: int) -> Window | None:
-        """Like window(), for one recipient's notifications."""
-        scope = notes.scope(recipient)
-        with sql_errors("reading notification changes"):
-            current = log.current_modseq(self._db, scope)
-            if since < log.pruned_through(self._db) or since > current:
-                return None
-            return reconstruct.window(self._db, since, current, max_ids, scope)
-
-    def notification_changes(self, recipient: str, since: int,
-                             until: int | None = None) -> list[tuple[str, str, str, dict]] | None:
-        """(id, first kind, last kind, record) changed in (since, until] for one recipient;
-        None when that cannot be told (pruned history, or not a state of theirs)."""
-        with sql_errors("reading notification changes"):
-            if since < log.pruned_through(self._db) or \
-                    since > log.current_modseq(self._db, notes.scope(recipient)):
-                return None
-            return notes.changed(self._db, recipient, since, until)
-
-    def notifications_as_of(self, recipient: str, since: int) -> list[Notification]:
-        with sql_errors("reading notifications"):
-            return notes.as_of(self._db, recipient, since)
+            # +type: the login index, never the type index (which matches most rows)
+            rows = self._db.execute("SELECT id FROM principal_view WHERE login_fold = casefold(?) "
+                                    "AND +type = 'individual' ORDER BY id", [login]).fetchall()
+        return [row[0] for row in rows]
 
 
 def _visible(include_disabled: bool) -> str:

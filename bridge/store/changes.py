@@ -47,9 +47,20 @@ def set_modseq(db: sqlite_utils.Database, scope: str, modseq: int) -> None:
                "ON CONFLICT (scope) DO UPDATE SET modseq = excluded.modseq", [scope, modseq])
 
 
-def pruned_through(db: sqlite_utils.Database) -> int:
+def pruned_through(db: sqlite_utils.Database, scope: str | None = None) -> int:
+    """The newest modseq pruned from the log: of one state scope's rows, or of any row.
+    A client whose state is at least that of its scope can still be told every change."""
+    if scope is not None:
+        row = db.execute("SELECT modseq FROM pruned WHERE scope = ?", [scope]).fetchone()
+        return row[0] if row else 0
     row = db.execute("SELECT value FROM meta WHERE key = 'pruned_through'").fetchone()
     return int(row[0]) if row else 0
+
+
+def can_tell_changes(db: sqlite_utils.Database, scope: str, since: int) -> bool:
+    """Whether every change of ``scope`` after ``since`` is still in the log (and
+    ``since`` is a state the scope has had)."""
+    return pruned_through(db, scope) <= since <= current_modseq(db, scope)
 
 
 _ROW = "SELECT modseq, type, record_id, kind, run_id, at, dn_key, detail FROM changes"
@@ -81,6 +92,9 @@ def prune(db: sqlite_utils.Database, before: str) -> int:
     horizon = db.execute("SELECT max(modseq) FROM changes WHERE at < ?", [before]).fetchone()[0]
     if not horizon:
         return 0
+    db.execute(f"""INSERT INTO pruned (scope, modseq)
+        SELECT coalesce(scope, '{PRINCIPAL}'), max(modseq) FROM changes WHERE modseq <= ? GROUP BY 1
+        ON CONFLICT (scope) DO UPDATE SET modseq = max(modseq, excluded.modseq)""", [horizon])
     dropped = db.execute("DELETE FROM changes WHERE modseq <= ?", [horizon]).rowcount
     db.execute("INSERT INTO meta (key, value) VALUES ('pruned_through', ?) "
                "ON CONFLICT (key) DO UPDATE SET value = "

@@ -101,7 +101,8 @@ def add(db: Any, recipient: str, fields: dict, retention: Retention,
     Returns the new id (None when coalescing cancelled the change out) and the ids the
     cap and the coalescing destroyed."""
     destroyed = []
-    earlier = _recent_of_object(db, recipient, fields, utc_now(now - retention.coalesce_window))
+    earlier = _recent_of_object(db, recipient, fields, utc_now(now - retention.coalesce_window)) \
+        if retention.coalesce_window > 0 else None
     if earlier is not None:
         destroy(db, [earlier])
         destroyed.append(earlier.id)
@@ -116,7 +117,9 @@ def add(db: Any, recipient: str, fields: dict, retention: Retention,
     excess = db.execute("SELECT count(*) FROM notifications WHERE recipient = ?",
                         [recipient]).fetchone()[0] - retention.cap
     if excess > 0:
-        oldest = of_recipient(db, recipient)[:excess]
+        oldest = [_from_row(row) for row in db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM notifications WHERE recipient = ? "
+            "ORDER BY created, seq LIMIT ?", [recipient, excess])]
         destroy(db, oldest)
         destroyed += [n.id for n in oldest]
     return notification.id, destroyed

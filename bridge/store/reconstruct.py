@@ -32,15 +32,17 @@ class Window:
     has_more: bool
 
 
-def window(db: Any, since: int, current: int, max_ids: int, scope: str | None = None) -> Window:
+def window(db: Any, since: int, current: int, max_ids: int,
+           scope: tuple[str, str] | None = None) -> Window:
     """The longest stretch of the log after ``since`` in which at most ``max_ids``
     distinct records change; ``has_more`` when it ends before ``current``. Principals by
-    default, or the rows of one state ``scope`` (a recipient's notifications)."""
+    default, or the rows of one (type, state scope): a recipient's notifications. Either
+    way the (type, scope, modseq) index answers it."""
     seen: dict[str, None] = {}
     until = since
-    where = "scope = ?" if scope else "type = 'Principal'"
-    cursor = db.execute(f"SELECT modseq, record_id FROM changes WHERE {where} AND modseq > ? "
-                        "ORDER BY modseq", [scope, since] if scope else [since])
+    kind, key = scope or ("Principal", None)
+    cursor = db.execute("SELECT modseq, record_id FROM changes WHERE type = ? AND scope IS ? "
+                        "AND modseq > ? ORDER BY modseq", [kind, key, since])
     while rows := cursor.fetchmany(1000):
         for modseq, record_id in rows:
             if record_id not in seen and len(seen) == max_ids:
@@ -52,7 +54,7 @@ def window(db: Any, since: int, current: int, max_ids: int, scope: str | None = 
 
 def changed_since(db: Any, since: int) -> list[str]:
     rows = db.execute("SELECT DISTINCT record_id FROM changes WHERE type = 'Principal' "
-                      "AND modseq > ?", [since]).fetchall()
+                      "AND scope IS NULL AND modseq > ?", [since]).fetchall()
     return [row[0] for row in rows]
 
 

@@ -98,7 +98,24 @@ def _notifications(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS = (*MIGRATIONS, _view, _notifications)
+def _lookups_and_horizons(conn: sqlite3.Connection) -> None:
+    """4: indexed case-insensitive lookups by login and email (share-event recipients), and
+    the pruned horizon per state scope, so that pruning one scope's old rows no longer
+    makes every other scope's current state too old. A scope's horizon starts at the
+    old global one, or at its own current modseq if lower (no row of it came after)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(principal_view)")}
+    if "login_fold" not in columns:  # databases from before view.SCHEMA had it
+        conn.execute("ALTER TABLE principal_view ADD COLUMN login_fold TEXT")
+        conn.execute("UPDATE principal_view SET login_fold = casefold(login)")
+        conn.execute("CREATE INDEX principal_view_login_fold ON principal_view (login_fold)")
+    conn.execute("CREATE INDEX IF NOT EXISTS principal_view_email_fold ON principal_view (email_fold)")
+    conn.execute("CREATE TABLE pruned (scope TEXT PRIMARY KEY, modseq INTEGER NOT NULL) WITHOUT ROWID")
+    conn.execute("""INSERT INTO pruned (scope, modseq)
+        SELECT s.scope, min(s.modseq, CAST(m.value AS INTEGER)) FROM states s
+        JOIN meta m ON m.key = 'pruned_through' WHERE true""")
+
+
+MIGRATIONS = (*MIGRATIONS, _view, _notifications, _lookups_and_horizons)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -14,7 +14,8 @@ from bridge.query import AccountIn, Contains, Equals, Filter, IdIn, Operator, So
 #: principal fields a user may override (record field names)
 OVERRIDABLE = ("name", "description", "time_zone")
 _VIEW_COLUMNS = ("id", "type", "name", "description", "email", "time_zone", "login", "disabled",
-                 "name_key", "email_key", "name_fold", "email_fold", "description_fold", "text_fold")
+                 "name_key", "email_key", "name_fold", "email_fold", "description_fold", "text_fold",
+                 "login_fold")
 #: separates name, email and description in text_fold; a needle without it cannot match
 #: across two fields, so one indexed column answers the `text` filter
 TEXT_SEPARATOR = "\x1f"
@@ -54,8 +55,10 @@ CREATE TABLE principal_view (
     name_fold TEXT NOT NULL,
     email_fold TEXT,
     description_fold TEXT,
-    text_fold TEXT NOT NULL
+    text_fold TEXT NOT NULL,
+    login_fold TEXT
 );
+CREATE INDEX principal_view_login_fold ON principal_view (login_fold);
 CREATE INDEX principal_view_name ON principal_view (name_key, id);
 CREATE INDEX principal_view_email ON principal_view (email_key, id);
 CREATE INDEX principal_view_type ON principal_view (type, id);
@@ -105,7 +108,8 @@ def refresh(db: Any, where: str = "", params: list | tuple = (), drop_gone: bool
                casemap_key(e.name), casemap_key(e.email),
                casefold(e.name), casefold(e.email), casefold(e.description),
                casefold(e.name) || char(31) || coalesce(casefold(e.email), '') || char(31)
-                   || coalesce(casefold(e.description), '')
+                   || coalesce(casefold(e.description), ''),
+               casefold(e.login)
         FROM ({_EFFECTIVE} {'WHERE ' + where if where else ''}) e
         WHERE true
         ON CONFLICT (id) DO UPDATE SET {assignments}""", list(params))
