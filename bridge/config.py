@@ -98,6 +98,15 @@ SYNC = Section("sync", "The safety valve of each run.", (
     Option("max_delete_count", 0, c.integer(0),
            "Abort (unless --force) when a run would destroy more than this many "
            "principals of one source; 0 means no count limit."),
+    Option("incremental", True, c.boolean,
+           "Read only what changed since the last run where the server allows it (syncrepl, AD's "
+           "uSNChanged, modifyTimestamp); false reads everything every run."),
+    Option("full_every", "24h", c.duration,
+           "A complete read at least this often, whatever incremental reads missed; 0 never "
+           "forces one (`bridge sync --full` still does)."),
+    Option("timestamp_overlap", "5m", c.duration,
+           "Servers read by modifyTimestamp: look back this much before the last run, for clock "
+           "skew between them and the bridge."),
     Option("nested_groups", "auto", c.choice("auto", "client"),
            "Effective membership through nested groups: auto asks the server where it evaluates "
            "AD's in-chain rule (probed once; sees through nested groups no source reads; one "

@@ -1,6 +1,13 @@
 """One sync run: read every source, map its entries, stage them, pass the safety valve and
 apply everything in one transaction — or, in plan mode, only compute the diff.
 
+A run is full (every source read completely; absence is deletion) or incremental (each
+source's reader, bridge/readers.py, delivers what changed since its cursor, and the store
+completes the delta). It is incremental when every source has a cursor for the search
+it has now, and a full run finished within ``sync.full_every``; a reader that cannot go
+on from its cursor turns the run into a full one. The cursors are written in the same
+transaction as the data they produced.
+
 Error is not absence: any directory error aborts the run before anything is written, and
 so does a source that comes back empty after having had entries, or a run that would
 destroy more than the configured share of a source (unless forced).
@@ -13,13 +20,16 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bridge.config import Settings
 from bridge.directory import Directory, ServerInfo, open_directory
 from bridge.errors import BridgeError, ConfigError, StoreError, SyncAborted
 from bridge.mapper import Skipped, SourceMap, flavor_for, identifier_uuid, map_entry, principal_id, source_map
+from bridge.model import RawEntry
 from bridge.nesting import add_server_nesting
-from bridge.store import Plan, Resolution, Snapshot, Store
+from bridge.readers import Reader, RefreshRequired, fingerprint, reader_for
+from bridge.store import Cursor, Plan, Resolution, Snapshot, Store
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +43,13 @@ class SourceReport:
     skipped: int = 0
     warnings: int = 0
     disabled: int = 0
+    deleted: int = 0  # deletions an incremental reader reported
+    reader: str = ""  # how changes are read: syncrepl | usn | timestamp (none: full only)
 
 
 @dataclass
 class SyncReport:
-    mode: str  # full
+    mode: str  # full | incremental
     outcome: str  # ok | planned
     seen: int = 0
     created: int = 0
@@ -57,6 +69,8 @@ class SyncReport:
     def summary(self) -> str:
         """The one line a run ends with."""
         verb = "plan" if self.outcome == "planned" else f"sync {self.outcome}"
+        if self.mode == "incremental":
+            verb += " (incremental)"
         return (f"{verb}: seen {self.seen}, created {self.created}, updated {self.updated}, "
                 f"destroyed {self.destroyed}, skipped {self.skipped}, warnings {self.warnings}, "
                 f"{self.duration:.2f}s, state {self.state}")
@@ -67,10 +81,9 @@ def run(settings: Settings, *, plan_only: bool = False, force: bool = False, ful
     """One run. Raises SyncAborted when the valve refuses, DirectoryError or StoreError on
     failure; either way nothing was written but a run record for `bridge status`.
 
-    ``full`` asks for a complete re-read; every run is one until incremental readers exist.
+    ``full`` forces a complete read; otherwise the run is incremental where it can be.
     ``samples``: how many changes of each kind the plan lists.
     """
-    del full  # every run reads everything for now
     if not settings.sources:
         raise ConfigError("no sources configured: add at least one [sources.NAME] table")
     started = time.time()
@@ -78,7 +91,7 @@ def run(settings: Settings, *, plan_only: bool = False, force: bool = False, ful
     with Store.open(settings.store.path, readonly=plan_only) as store, \
             (nullcontext() if plan_only else store.run_lock()):
         try:
-            _run(settings, store, report, plan_only, force, progress, started, samples)
+            _run(settings, store, report, plan_only, force, progress, started, samples, full)
         except BridgeError as exc:
             report.duration = time.time() - started
             if not plan_only:
@@ -88,19 +101,77 @@ def run(settings: Settings, *, plan_only: bool = False, force: bool = False, ful
     return report
 
 
+@dataclass
+class _Run:
+    """What one run works with, whichever way it reads."""
+
+    settings: Settings
+    store: Store
+    directory: Directory
+    smaps: list[SourceMap]
+    readers: dict[str, Reader]
+    report: SyncReport
+    progress: Progress | None
+    started: float
+
+
 def _run(settings: Settings, store: Store, report: SyncReport, plan_only: bool, force: bool,
-         progress: Progress | None, started: float, samples: int) -> None:
-    with store.snapshot() as snapshot:
-        with open_directory(settings.directory) as directory:
-            report.server = directory.info
-            flavor = flavor_for(settings.directory.flavor, directory.info.flavor)
-            smaps = [source_map(source, flavor, settings.directory.id_attribute)
-                     for source in settings.sources]
-            for smap in smaps:
-                report.sources[smap.name] = _read_source(directory, smap, snapshot, progress, started)
-            report.resolution = snapshot.resolve()
-            if settings.sync.nested_groups == "auto":
-                report.nesting = add_server_nesting(directory, snapshot, smaps)
+         progress: Progress | None, started: float, samples: int, full: bool) -> None:
+    with open_directory(settings.directory) as directory:
+        report.server = directory.info
+        flavor = flavor_for(settings.directory.flavor, directory.info.flavor)
+        smaps = [source_map(source, flavor, settings.directory.id_attribute) for source in settings.sources]
+        readers = {smap.name: reader_for(directory.info, smap, settings.sync.timestamp_overlap)
+                   for smap in smaps}
+        current = _Run(settings, store, directory, smaps, readers, report, progress, started)
+        if not full and _may_go_on(current):
+            try:
+                _read_and_apply(current, plan_only, force, samples, incremental=True)
+                return
+            except RefreshRequired as exc:
+                log.info("an incremental read is not possible (%s): reading everything", exc)
+                report.sources.clear()
+        _read_and_apply(current, plan_only, force, samples, incremental=False)
+
+
+def _may_go_on(run: _Run) -> bool:
+    """Whether every source can be read from its cursor in this run."""
+    sync_settings = run.settings.sync
+    if not sync_settings.incremental:
+        return False
+    cursors = run.store.cursors()
+    names = {smap.name for smap in run.smaps}
+    if set(cursors) != names or not run.store.sources_in_store() <= names:
+        return False
+    if any(cursors[s.name].reader != run.readers[s.name].name
+           or cursors[s.name].fingerprint != fingerprint(run.readers[s.name].name, s) for s in run.smaps):
+        return False
+    last_full = run.store.last_successful_run(mode="full")
+    if last_full is None:
+        return False
+    finished = datetime.fromisoformat(last_full.finished_at.replace("Z", "+00:00")).timestamp()
+    return not sync_settings.full_every or run.started - finished < sync_settings.full_every
+
+
+def _read_and_apply(run: _Run, plan_only: bool, force: bool, samples: int, incremental: bool) -> None:
+    report, settings, store = run.report, run.settings, run.store
+    report.mode = "incremental" if incremental else "full"
+    stored = store.cursors() if incremental else {}
+    cursors: dict[str, Cursor] = {}
+    with store.snapshot(complete=not incremental) as snapshot:
+        for smap in run.smaps:
+            reader = run.readers[smap.name]
+            counts = report.sources[smap.name] = SourceReport(smap.name, reader=reader.name)
+            if incremental:
+                position = _read_changes(run, smap, reader, stored[smap.name].position, snapshot, counts)
+            else:
+                position = _start_position(run, smap, reader)
+                _read_source(run, smap, snapshot, counts)
+            if position is not None:
+                cursors[smap.name] = Cursor(reader.name, fingerprint(reader.name, smap), position)
+        report.resolution = snapshot.resolve()
+        if settings.sync.nested_groups == "auto":
+            report.nesting = add_server_nesting(run.directory, snapshot, run.smaps)
         _tally(report)
         configured = [source.name for source in settings.sources]
 
@@ -115,37 +186,90 @@ def _run(settings: Settings, store: Store, report: SyncReport, plan_only: bool, 
                 report.would_abort = refusal.reason
             report.state = "(no store yet)" if store.ephemeral else store.state()
         else:
-            applied = snapshot.apply(valve, _run_fields(report, started),
-                                     retention=settings.store.history_retention, samples=samples)
+            applied = snapshot.apply(valve, _run_fields(report, run.started),
+                                     retention=settings.store.history_retention, samples=samples,
+                                     cursors=cursors if settings.sync.incremental else {})
             report.plan = applied.plan
             report.state = store.state()
     plan = report.plan
     report.created, report.updated, report.destroyed = (
         plan.total(kind) for kind in ("created", "updated", "destroyed"))
-    report.duration = time.time() - started
+    report.duration = time.time() - run.started
 
 
-def _read_source(directory: Directory, smap: SourceMap, snapshot: Snapshot,
-                 progress: Progress | None, now: float) -> SourceReport:
-    counts = SourceReport(smap.name)
-    disabled = _disabled_ids(directory, smap)
-    for entry in directory.read(smap.query()):
+def _start_position(run: _Run, smap: SourceMap, reader: Reader) -> dict | None:
+    """Where the next incremental read of ``smap`` starts: taken before this full read, so
+    that a change during it is read again, never missed. None: incremental is off, or
+    this reader cannot start here (every run of this source then reads it completely)."""
+    if not run.settings.sync.incremental:
+        return None
+    try:
+        return reader.start(run.directory, smap, run.started)
+    except RefreshRequired as exc:
+        log.info("source '%s' will be read completely every run: %s", smap.name, exc)
+        return None
+
+
+class _SourceDelta:
+    """A reader's findings for one source, staged (the readers.Delta of sync)."""
+
+    def __init__(self, run: _Run, smap: SourceMap, snapshot: Snapshot, counts: SourceReport) -> None:
+        self._stage = _Stager(run, smap, snapshot, counts)
+        self._smap, self._snapshot, self._counts = smap, snapshot, counts
+
+    def changed(self, entry: RawEntry) -> None:
+        self._stage(entry)
+
+    def deleted(self, principal_id: str) -> None:
+        self._counts.deleted += 1
+        self._snapshot.delete(principal_id, self._smap.name)
+
+    def present(self, principal_ids: list[str]) -> None:
+        self._snapshot.present(self._smap.name, principal_ids)
+
+    def only_present(self) -> None:
+        self._snapshot.only_present(self._smap.name)
+
+
+def _read_changes(run: _Run, smap: SourceMap, reader: Reader, position: dict, snapshot: Snapshot,
+                  counts: SourceReport) -> dict:
+    position = reader.changes(run.directory, smap, position, _SourceDelta(run, smap, snapshot, counts),
+                              run.started)
+    if run.progress:
+        run.progress(smap.name, counts.read)
+    return position
+
+
+def _read_source(run: _Run, smap: SourceMap, snapshot: Snapshot, counts: SourceReport) -> None:
+    stage = _Stager(run, smap, snapshot, counts)
+    for entry in run.directory.read(smap.query()):
+        stage(entry)
+    if run.progress:
+        run.progress(smap.name, counts.read)
+
+
+class _Stager:
+    """Maps one entry of a source and stages it, counting."""
+
+    def __init__(self, run: _Run, smap: SourceMap, snapshot: Snapshot, counts: SourceReport) -> None:
+        self._run, self._smap, self._snapshot, self._counts = run, smap, snapshot, counts
+        self._disabled = _disabled_ids(run.directory, smap)
+
+    def __call__(self, entry: RawEntry) -> None:
+        counts, smap = self._counts, self._smap
         counts.read += 1
-        mapped = map_entry(entry, smap, disabled, now)
+        mapped = map_entry(entry, smap, self._disabled, self._run.started)
         if isinstance(mapped, Skipped):
             counts.skipped += 1
             log.debug("skipped %s: %s", mapped.dn, mapped.reason)
         else:
-            snapshot.add(mapped)
+            self._snapshot.add(mapped)
             counts.disabled += mapped.principal.disabled
             counts.warnings += len(mapped.warnings)
             for warning in mapped.warnings:
                 log.debug("%s: %s", entry.dn, warning)
-        if progress:
-            progress(smap.name, counts.read)
-    if progress:
-        progress(smap.name, counts.read)
-    return counts
+        if self._run.progress:
+            self._run.progress(smap.name, counts.read)
 
 
 def _disabled_ids(directory: Directory, smap: SourceMap) -> frozenset[str]:

@@ -15,16 +15,19 @@ from collections.abc import Iterator
 from ldap3.utils.conv import escape_filter_chars
 
 from bridge.config import Values
+from bridge.directory import syncrepl
 from bridge.directory.connection import bind_as, connect, disconnect
 from bridge.directory.rootdse import ROOT_DSE_ATTRIBUTES, ServerInfo, server_info
 from bridge.directory.search import paged_search, read_entry
 from bridge.dn import InvalidDN, dn_key
 from bridge.model import RawEntry, SearchQuery
 
-__all__ = ["Directory", "SearchQuery", "ServerInfo", "any_equal", "in_chain", "open_directory"]
+__all__ = ["Directory", "SearchQuery", "ServerInfo", "any_equal", "in_chain", "open_directory", "syncrepl"]
 
 #: LDAP_MATCHING_RULE_IN_CHAIN: follows a DN-valued attribute through nested groups.
 IN_CHAIN = "1.2.840.113556.1.4.1941"
+#: AD's Show Deleted control: tombstones are searched too.
+SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +41,21 @@ class Directory:
         self._own_contexts = frozenset(_keys(self.info.naming_contexts))
         log.info("connected to %s (%s, flavor %s)", self.url, self.info.vendor, self.info.flavor)
 
-    def read(self, query: SearchQuery, limit: int = 0) -> Iterator[RawEntry]:
-        """Every entry matching ``query``, streamed page by page (at most ``limit``)."""
+    def read(self, query: SearchQuery, limit: int = 0, show_deleted: bool = False) -> Iterator[RawEntry]:
+        """Every entry matching ``query``, streamed page by page (at most ``limit``);
+        ``show_deleted`` (AD) includes tombstones."""
         return paged_search(self._connection, self.url, query, self._settings.page_size,
-                            self._settings.time_limit, limit, self._own_contexts)
+                            self._settings.time_limit, limit, self._own_contexts,
+                            (SHOW_DELETED,) if show_deleted else ())
+
+    def entry(self, dn: str, attributes: tuple[str, ...],
+              binary: frozenset[str] = frozenset()) -> RawEntry | None:
+        """One entry by DN (the rootDSE for ""), or None when it does not exist."""
+        return read_entry(self._connection, self.url, dn, attributes, binary)
+
+    def sync_refresh(self, query: SearchQuery, cookie: bytes | None) -> Iterator[syncrepl.Message]:
+        """What changed in ``query`` since ``cookie`` (RFC 4533 refreshOnly), streamed."""
+        return syncrepl.refresh(self._connection, self.url, query, cookie, self._settings.time_limit)
 
     def matches(self, dn: str, search_filter: str) -> bool:
         """Whether the entry ``dn`` exists and matches ``search_filter`` (a base search)."""

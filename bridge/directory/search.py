@@ -42,14 +42,16 @@ _HINTS = {
 
 def paged_search(connection: ldap3.Connection, url: str, query: SearchQuery,
                  page_size: int, time_limit: float = 0, limit: int = 0,
-                 own_contexts: frozenset[str] = frozenset()) -> Iterator[RawEntry]:
+                 own_contexts: frozenset[str] = frozenset(),
+                 controls: tuple = ()) -> Iterator[RawEntry]:
     """Yield every entry matching ``query``, page by page; at most ``limit`` if non-zero.
-    ``own_contexts``: DN keys of the naming contexts this server holds (its rootDSE)."""
+    ``own_contexts``: DN keys of the naming contexts this server holds (its rootDSE);
+    ``controls``: further (oid, criticality, value) request controls."""
     cookie: bytes | None = None
     yielded = 0
     size = min(page_size, limit) if limit else page_size
     while True:
-        result, entries = _page(connection, url, query, size, cookie, time_limit, own_contexts)
+        result, entries = _page(connection, url, query, size, cookie, time_limit, own_contexts, controls)
         for entry in entries:
             yield entry
             yielded += 1
@@ -62,13 +64,13 @@ def paged_search(connection: ldap3.Connection, url: str, query: SearchQuery,
 
 
 def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
-          cookie: bytes | None, time_limit: float,
-          own_contexts: frozenset[str]) -> tuple[dict, list[RawEntry]]:
+          cookie: bytes | None, time_limit: float, own_contexts: frozenset[str],
+          controls: tuple) -> tuple[dict, list[RawEntry]]:
     with translated(url, f"searching {query.base}"):
         connection.search(query.base, query.filter, _SCOPES[query.scope],
                           attributes=list(query.attributes), paged_size=size,
                           paged_criticality=True, paged_cookie=cookie,
-                          time_limit=math.ceil(time_limit))
+                          time_limit=math.ceil(time_limit), controls=list(controls) or None)
     result = connection.result or {}
     code = result.get("result")
     if code != 0:
@@ -85,7 +87,7 @@ def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
             f"search of {query.base}: the server refers part of this subtree to "
             f"{', '.join(references)}; the read would be incomplete, so it is refused (narrow "
             "the base, or configure a source on that server)", url=url, base=query.base)
-    entries = [_raw_entry(item, query.binary) for item in response if item.get("type") == "searchResEntry"]
+    entries = [raw_entry(item, query.binary) for item in response if item.get("type") == "searchResEntry"]
     # the continuation reads below replace connection.result: keep this page's first
     page_result = dict(result)
 
@@ -122,7 +124,7 @@ def _abandon(connection: ldap3.Connection, url: str, query: SearchQuery, result:
                               paged_size=0, paged_cookie=cookie)
 
 
-def _raw_entry(item: dict, binary: frozenset[str] = frozenset()) -> RawEntry:
+def raw_entry(item: dict, binary: frozenset[str] = frozenset()) -> RawEntry:
     attributes = {}
     for name, values in item["raw_attributes"].items():
         key = name.lower()
@@ -152,4 +154,4 @@ def read_entry(connection: ldap3.Connection, url: str, dn: str, attributes: tupl
         raise DirectorySearchError(f"reading {dn or 'the rootDSE'}: {result.get('description')}",
                                    url=url, result_code=result.get("result") or 0, base=dn)
     entries = [item for item in connection.response or () if item.get("type") == "searchResEntry"]
-    return _raw_entry(entries[0], binary) if entries else None
+    return raw_entry(entries[0], binary) if entries else None

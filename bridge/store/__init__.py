@@ -26,11 +26,11 @@ from bridge.store.notifications import Notification, Retention
 from bridge.store.reconstruct import Window
 from bridge.store.records import COLUMNS, from_row
 from bridge.store.schema import SCHEMA_VERSION, migrate
-from bridge.store.snapshot import Applied, Plan, Sample, Snapshot, SourceDiff
+from bridge.store.snapshot import Applied, Cursor, Plan, Sample, Snapshot, SourceDiff, stored_cursors
 from bridge.store.staging import Resolution
 
-__all__ = ["Applied", "ChangeRow", "Notification", "Plan", "Retention", "Resolution", "RunRecord", "Sample",
-           "Snapshot", "SourceDiff", "Store", "Window", "parse_state"]
+__all__ = ["Applied", "ChangeRow", "Cursor", "Notification", "Plan", "Retention", "Resolution", "RunRecord",
+           "Sample", "Snapshot", "SourceDiff", "Store", "Window", "parse_state"]
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,20 @@ class Store(NotificationStore):
         """The most recent runs, newest first."""
         return self._runs("", [], limit)
 
-    def last_successful_run(self) -> RunRecord | None:
-        found = self._runs("WHERE outcome = 'ok'", [], 1)
+    def cursors(self) -> dict[str, Cursor]:
+        """Each source's incremental cursor, as the last applied run left it."""
+        with sql_errors("reading the sync cursors"):
+            return stored_cursors(self._db)
+
+    def sources_in_store(self) -> set[str]:
+        with sql_errors("reading the sources"):
+            return {row[0] for row in self._db.execute("SELECT DISTINCT source FROM principals")}
+
+    def last_successful_run(self, mode: str | None = None) -> RunRecord | None:
+        """The latest run that applied (of ``mode``, full or incremental, if given)."""
+        where, params = ("WHERE outcome = 'ok'", []) if mode is None else \
+            ("WHERE outcome = 'ok' AND mode = ?", [mode])
+        found = self._runs(where, params, 1)
         return found[0] if found else None
 
     def _runs(self, where: str, params: list, limit: int) -> list[RunRecord]:

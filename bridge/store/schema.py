@@ -115,7 +115,19 @@ def _lookups_and_horizons(conn: sqlite3.Connection) -> None:
         JOIN meta m ON m.key = 'pruned_through' WHERE true""")
 
 
-MIGRATIONS = (*MIGRATIONS, _view, _notifications, _lookups_and_horizons)
+_CURSORS = """
+    -- 5: where each source's incremental reader goes on from (a syncrepl cookie, an AD
+    -- uSN with its DC, a timestamp), written in the same transaction as the data it read
+    CREATE TABLE sync_cursors (
+        source TEXT PRIMARY KEY,
+        reader TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,  -- the source's search as it was read
+        position TEXT NOT NULL,     -- JSON, the reader's own
+        updated_at TEXT NOT NULL
+    );
+"""
+
+MIGRATIONS = (*MIGRATIONS, _view, _notifications, _lookups_and_horizons, _CURSORS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

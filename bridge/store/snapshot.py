@@ -93,9 +93,19 @@ class Snapshot:
         with sql_errors("staging entries"):
             self._staging.add(mapped)
 
-    def delete(self, principal_id: str) -> None:
+    def delete(self, principal_id: str, source: str | None = None) -> None:
+        """A deletion (delta only); with ``source``, of that source's principal only."""
         with sql_errors("staging a deletion"):
-            self._staging.delete(principal_id)
+            self._staging.delete(principal_id, source)
+
+    def present(self, source: str, principal_ids: list[str]) -> None:
+        """These principals of ``source`` are still there (delta only)."""
+        with sql_errors("staging present entries"):
+            self._staging.present(source, principal_ids)
+
+    def only_present(self, source: str) -> None:
+        """Of ``source``, keep only the stored principals named present or staged."""
+        self._staging.only_present(source)
 
     def resolve(self) -> Resolution:
         """Resolve memberships and hash every record; idempotent."""
@@ -131,11 +141,12 @@ class Snapshot:
             return _plan(self._db, samples)
 
     def apply(self, check: Callable[[Plan], None], run: dict, retention: float = 0,
-              samples: int = 10) -> Applied:
+              samples: int = 10, cursors: dict[str, Cursor] | None = None) -> Applied:
         """In one transaction: diff, let ``check`` veto (by raising), write everything.
 
         ``run`` holds the run's ``started`` (epoch seconds), ``mode``, ``seen``, ``skipped``,
-        ``warnings`` and ``detail``. History older than ``retention`` seconds is pruned."""
+        ``warnings`` and ``detail``. History older than ``retention`` seconds is pruned.
+        ``cursors`` replace every source's stored cursor (None keeps them as they are)."""
         self.resolve()
         with sql_errors("applying the snapshot"), write_transaction(self._db):
             plan = _plan(self._db, samples)
@@ -147,6 +158,8 @@ class Snapshot:
                 view.refresh(self._db, "p.id IN (SELECT record_id FROM changes WHERE run_id = ?)",
                              [run_id])
             _store_member_refs(self._db)
+            if cursors is not None:
+                _store_cursors(self._db, cursors)
             if plan.changed or self._chained:
                 _recompute_effective_members(self._db, self._chained)
             if retention:
@@ -255,6 +268,29 @@ def _recompute_effective_members(db: sqlite_utils.Database, chained: bool = Fals
             SELECT c.g, e.m FROM closure c JOIN temp.edges e ON e.g = c.m)
         SELECT g, m FROM closure WHERE g != m""")
     db.execute("DROP TABLE temp.edges")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a source's incremental reader goes on from next time."""
+
+    reader: str
+    fingerprint: str  # the source's search when it was read: another search starts over
+    position: dict
+
+
+def _store_cursors(db: sqlite_utils.Database, cursors: dict[str, Cursor]) -> None:
+    db.execute("DELETE FROM sync_cursors")
+    db.conn.executemany(
+        "INSERT INTO sync_cursors (source, reader, fingerprint, position, updated_at) VALUES (?, ?, ?, ?, ?)",
+        [(source, c.reader, c.fingerprint, json.dumps(c.position), utc_now())
+         for source, c in sorted(cursors.items())])
+
+
+def stored_cursors(db: sqlite_utils.Database) -> dict[str, Cursor]:
+    rows = db.execute("SELECT source, reader, fingerprint, position FROM sync_cursors").fetchall()
+    return {source: Cursor(reader, fingerprint, json.loads(position))
+            for source, reader, fingerprint, position in rows}
 
 
 def _insert_run(db: sqlite_utils.Database, run: dict) -> int:

@@ -6,10 +6,15 @@ entries and some deletions) is completed from the store before resolving: every 
 principal the delta neither replaced nor deleted is copied in with its stored member
 references. Either way the diff that follows sees one whole snapshot, so full and
 incremental runs go through the same diff and produce the same store.
+
+A deletion may be scoped to one source (it then never touches another source's entries),
+and a source may instead name the entries still present (a present phase, or an
+identifier enumeration): then only those of its stored principals are carried over.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -43,12 +48,16 @@ class Staging:
         self._rows: list[tuple] = []
         self._refs: list[tuple] = []
         self._deleted: list[tuple] = []
+        self._present: list[tuple] = []
+        self._present_sources: set[str] = set()
         self._seq = 0
         self.close()
         db.execute(f"CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, {', '.join(_STAGE_COLUMNS)}, "
                    "hash TEXT)")
         db.execute("CREATE TEMP TABLE stage_refs (seq INTEGER, kind TEXT, ref TEXT)")
-        db.execute("CREATE TEMP TABLE stage_deleted (seq INTEGER, id TEXT)")
+        db.execute("CREATE TEMP TABLE stage_deleted (seq INTEGER, id TEXT, source TEXT)")
+        db.execute("CREATE TEMP TABLE stage_present (source TEXT, id TEXT, PRIMARY KEY (source, id)) "
+                   "WITHOUT ROWID")
         db.conn.create_function("record_hash", len(RECORD_FIELDS), record_hash, deterministic=True)
 
     def add(self, mapped: MappedEntry) -> None:
@@ -59,22 +68,43 @@ class Staging:
         if len(self._rows) >= BATCH:
             self.flush()
 
-    def delete(self, principal_id: str) -> None:
-        """A deletion reported by an incremental reader (only in a delta)."""
+    def delete(self, principal_id: str, source: str | None = None) -> None:
+        """A deletion reported by an incremental reader (only in a delta); with ``source``
+        it removes only that source's principal."""
+        self._delta_only()
+        self._seq += 1
+        self._deleted.append((self._seq, principal_id, source))
+        if len(self._deleted) >= BATCH:
+            self.flush()
+
+    def present(self, source: str, principal_ids: list[str]) -> None:
+        """These principals of ``source`` are still there, unchanged or not; once a source
+        names any (``only_present``), its stored principals not named are gone."""
+        self._delta_only()
+        self._present.extend((source, principal_id) for principal_id in principal_ids)
+        if len(self._present) >= BATCH:
+            self.flush()
+
+    def only_present(self, source: str) -> None:
+        """Carry over only the stored principals of ``source`` that were named present."""
+        self._delta_only()
+        self._present_sources.add(source)
+
+    def _delta_only(self) -> None:
         if self.complete:
             raise ValueError("a complete snapshot has no deletions; absence is deletion")
-        self._seq += 1
-        self._deleted.append((self._seq, principal_id))
 
     def flush(self) -> None:
         marks = ", ".join("?" * (len(_STAGE_COLUMNS) + 1))
         self._db.conn.executemany(f"INSERT INTO temp.stage (seq, {', '.join(_STAGE_COLUMNS)}) "
                                   f"VALUES ({marks})", self._rows)
         self._db.conn.executemany("INSERT INTO temp.stage_refs VALUES (?, ?, ?)", self._refs)
-        self._db.conn.executemany("INSERT INTO temp.stage_deleted VALUES (?, ?)", self._deleted)
+        self._db.conn.executemany("INSERT INTO temp.stage_deleted VALUES (?, ?, ?)", self._deleted)
+        self._db.conn.executemany("INSERT OR IGNORE INTO temp.stage_present VALUES (?, ?)", self._present)
         self._rows.clear()
         self._refs.clear()
         self._deleted.clear()
+        self._present.clear()
 
     def resolve(self) -> Resolution:
         self.flush()
@@ -135,15 +165,22 @@ class Staging:
 
     def _complete_from_store(self) -> None:
         """Turn a delta into a whole snapshot: drop staged entries a later deletion removed,
-        then copy in every stored principal the delta did not touch, with its references."""
+        then copy in every stored principal the delta did not touch (nor, for a source
+        that named its present entries, leave out), with its references."""
         db = self._db
+        scoped = "(d.source IS NULL OR d.source = {t}.source)"
         db.execute("DELETE FROM temp.stage WHERE EXISTS (SELECT 1 FROM temp.stage_deleted d "
-                   "WHERE d.id = stage.id AND d.seq > stage.seq)")
+                   f"WHERE d.id = stage.id AND d.seq > stage.seq AND {scoped.format(t='stage')})")
         last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM temp.stage").fetchone()[0]
         db.execute(f"""INSERT INTO temp.stage ({', '.join(_STAGE_COLUMNS)})
             SELECT {', '.join('p.' + c for c in COLUMNS)}, casefold(p.login) FROM principals p
             WHERE p.id NOT IN (SELECT id FROM temp.stage)
-              AND p.id NOT IN (SELECT d.id FROM temp.stage_deleted d)""")
+              AND NOT EXISTS (SELECT 1 FROM temp.stage_deleted d WHERE d.id = p.id
+                              AND {scoped.format(t='p')})
+              AND (p.source NOT IN (SELECT value FROM json_each(?))
+                   OR EXISTS (SELECT 1 FROM temp.stage_present s
+                              WHERE s.source = p.source AND s.id = p.id))""",
+                   [json.dumps(sorted(self._present_sources))])
         db.execute("""INSERT INTO temp.stage_refs (seq, kind, ref)
             SELECT s.seq, r.kind, r.ref FROM member_refs r JOIN temp.stage s ON s.id = r.group_id
             WHERE s.seq > ?""", [last_seq])
@@ -166,5 +203,6 @@ class Staging:
         self._db.execute("CREATE INDEX temp.stage_edges_member ON stage_edges (member_id, group_id)")
 
     def close(self) -> None:
-        for table in ("stage", "stage_refs", "stage_deleted", "stage_edges", "stage_chain"):
+        for table in ("stage", "stage_refs", "stage_deleted", "stage_present", "stage_edges",
+                      "stage_chain"):
             self._db.execute(f"DROP TABLE IF EXISTS temp.{table}")

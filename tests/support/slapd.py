@@ -56,12 +56,16 @@ class Slapd:
     """One slapd with one mdb database under ``SUFFIX``, in ``workdir``."""
 
     def __init__(self, workdir: Path, *, size_limit: int | None = None,
-                 tls: TlsFiles | None = None, modules: tuple[str, ...] = ()) -> None:
+                 tls: TlsFiles | None = None, modules: tuple[str, ...] = (),
+                 syncprov: int | None = None) -> None:
+        """``syncprov``: load the syncprov overlay (RFC 4533) with a session log of that
+        many deletions (0: none, so every refresh runs a present phase)."""
         require_slapd()
         self.workdir = Path(workdir)
         self.size_limit = size_limit
         self.tls = tls
-        self.modules = modules
+        self.modules = (*modules, "syncprov") if syncprov is not None else modules
+        self.syncprov = syncprov
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.process: subprocess.Popen | None = None
@@ -102,10 +106,21 @@ rootdn "{ADMIN_DN}"
 rootpw {ADMIN_PASSWORD}
 directory {self.workdir / 'db'}
 maxsize 1073741824
+{self._syncprov_text()}
 overlay ppolicy
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by dn.exact="{READER_DN}" read by * read
 """
+
+    def _syncprov_text(self) -> str:
+        if self.syncprov is None:
+            return ""
+        log = f"syncprov-sessionlog {self.syncprov}" if self.syncprov else ""
+        # a refresh's present phase is a search of the whole source: no size limit for it
+        return f"""index entryCSN,entryUUID eq
+limits dn.exact="{READER_DN}" size=unlimited
+overlay syncprov
+{log}"""
 
     def load(self, ldif: str) -> None:
         """Load entries offline (before start); slapadd assigns entryUUID and friends."""
