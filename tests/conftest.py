@@ -16,7 +16,7 @@ from bridge.store import Store
 from bridge.web import create_app
 from tests.support import ad_seed, ldif
 from tests.support.jmap import Jmap, basic, bearer
-from tests.support.samba import SambaDC, require_samba
+from tests.support.samba import SambaDC, one_at_a_time, require_samba
 from tests.support.slapd import (
     READER_DN,
     READER_PASSWORD,
@@ -71,17 +71,20 @@ def tls_files(tmp_path_factory) -> dict[str, TlsFiles]:
 def samba_dc(tmp_path_factory) -> SambaDC:
     """The test domain (tests/support/ad_seed.py), provisioned once per run. Tests that
     change it make and remove their own entries under their own OU."""
-    require_samba()
-    workdir = tmp_path_factory.mktemp("samba")
-    dc = SambaDC(workdir, make_tls_files(workdir / "tls", "domain",
-                                         hosts=("IP:127.0.0.1", "DNS:dc1.example.test")))
-    dc.provision()
-    adds, changes = ad_seed.seed_ldif()
-    dc.ldb("ldbadd", adds)
-    dc.ldb("ldbmodify", changes)
-    dc.start()
-    yield dc
-    dc.stop()
+    with one_at_a_time():
+        require_samba()
+        workdir = tmp_path_factory.mktemp("samba")
+        dc = SambaDC(workdir, make_tls_files(workdir / "tls", "domain",
+                                             hosts=("IP:127.0.0.1", "DNS:dc1.example.test")))
+        dc.provision()
+        adds, changes = ad_seed.seed_ldif()
+        dc.ldb("ldbadd", adds)
+        dc.ldb("ldbmodify", changes)
+        try:
+            dc.start()
+            yield dc
+        finally:
+            dc.stop()
 
 
 @pytest.fixture

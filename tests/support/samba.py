@@ -10,12 +10,15 @@ tests make, as an enterprise CA would issue the DC's certificate. One domain per
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.slapd import TlsFiles
@@ -64,6 +67,22 @@ add: mayContain
 mayContain: msExchRecipientTypeDetails
 mayContain: msExchResourceMetaData
 """
+
+
+LOCK = Path(os.environ.get("SAMBA_TEST_LOCK", "/tmp/bridge-samba-dc.lock"))
+
+
+@contextmanager
+def one_at_a_time() -> Iterator[None]:
+    """Hold the machine's one Samba DC slot (its ports are fixed): a second test run
+    waits here for the first instead of failing on a port in use."""
+    with LOCK.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another test run's Samba DC to finish ({LOCK})", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def require_samba() -> None:
