@@ -3,12 +3,14 @@ its rootDSE and try every source, and say what was found and what a sync will us
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from bridge.config import Settings
 from bridge.directory import ServerInfo, open_directory
 from bridge.errors import DirectoryError
-from bridge.mapper import Skipped, flavor_for, map_entry, source_map
+from bridge.mapper import Skipped, SourceMap, flavor_for, map_entry, source_map
+from bridge.readers import RefreshRequired, reader_for
 
 
 @dataclass
@@ -19,6 +21,7 @@ class SourceCheck:
     filter: str
     attributes: tuple[str, ...]
     sample_dn: str = ""
+    changes: str = ""  # how an incremental run reads its changes (readers.py), or why it cannot
     problem: str = ""  # the source cannot be read
     note: str = ""  # readable, but worth a look
 
@@ -66,8 +69,22 @@ def check(settings: Settings) -> CheckReport:
                     mapped = map_entry(sample, smap)
                     if isinstance(mapped, Skipped):
                         result.problem = f"first entry would be skipped: {mapped.reason}"
+            if settings.sync.incremental and not result.problem:
+                result.changes = _changes(directory, smap, settings)
             report.sources.append(result)
     return report
+
+
+def _changes(directory, smap: SourceMap, settings: Settings) -> str:
+    """Which reader incremental runs use for ``smap``, tried once as a run would start it."""
+    reader = reader_for(directory.info, smap, settings.sync.timestamp_overlap)
+    try:
+        reader.start(directory, smap, time.time())
+    except RefreshRequired as exc:
+        return f"read completely every run: {exc}"
+    except DirectoryError as exc:
+        return f"read completely every run: {exc.message}"
+    return f"changes read by {reader.name}"
 
 
 def _tls_mode(url: str, directory_settings) -> str:

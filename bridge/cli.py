@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = verb("sync", cmd_sync, "Read the directory once and apply the changes to the store.",
                "bridge --config /etc/bridge/bridge.toml sync --plan")
     sub.add_argument("--plan", action="store_true", help="print the diff and write nothing")
-    sub.add_argument("--full", action="store_true", help="re-read everything (every run does, for now)")
+    sub.add_argument("--full", action="store_true",
+                     help="read every source completely (a full reconcile), even where an "
+                          "incremental run could go on")
     sub.add_argument("--force", action="store_true",
                      help="apply even if the safety valve would refuse (mass deletions, an emptied source)")
     sub.add_argument("--show", type=int, default=10, metavar="N",
@@ -218,13 +220,17 @@ def cmd_status(settings: config.Settings, args: argparse.Namespace) -> int:
         print(f"last sync   ok at {found.last_ok.finished_at}, {_ago(found.last_ok_age)}{stale}")
     else:
         print(f"last sync   never succeeded{stale}")
+    if found.last_full:
+        readers = ", ".join(f"{name}: {reader}" for name, reader in found.readers.items())
+        print(f"last full   {found.last_full.finished_at}; "
+              + (f"changes read by {readers}" if readers else "no incremental cursors: every run is full"))
     if found.runs and found.runs[0].outcome != "ok":
         latest = found.runs[0]
         print(f"LATEST RUN  {latest.outcome.upper()} at {latest.finished_at}: {latest.reason}")
     if found.runs:
         print("recent runs")
         for run in found.runs:
-            print(f"  #{run.id:<5} {run.finished_at}  {run.mode:<5} {run.outcome:<8}"
+            print(f"  #{run.id:<5} {run.finished_at}  {run.mode:<11} {run.outcome:<8}"
                   f"seen {run.seen}, +{run.created} ~{run.updated} -{run.destroyed}, "
                   f"skipped {run.skipped}, {run.duration:.2f}s"
                   + (f"  {run.reason}" if run.reason else ""))
@@ -255,7 +261,12 @@ def cmd_check_config(settings: config.Settings, args: argparse.Namespace) -> int
     print(f"controls    paged results: {_yes(server.supports_paging)}, "
           f"syncrepl: {_yes(server.supports_syncrepl)}, DirSync: {_yes(server.supports_dirsync)}")
     print(f"flavor      {report.flavor} ({report.flavor_source}), identifier {report.id_attribute}")
-    print(f"will use    full reads with paged results, {settings.directory.page_size} entries per page")
+    sync_settings = settings.sync
+    runs = (f"incremental runs, a full run at least every {_span(sync_settings.full_every)}"
+            if sync_settings.incremental and sync_settings.full_every else
+            "incremental runs after the first full one" if sync_settings.incremental else
+            "a full read every run (sync.incremental = false)")
+    print(f"will use    {runs}; paged reads of {settings.directory.page_size} entries per page")
     for problem in report.problems:
         print(f"PROBLEM     {problem}")
     for source in report.sources:
@@ -264,6 +275,8 @@ def cmd_check_config(settings: config.Settings, args: argparse.Namespace) -> int
         print(f"source      {source.name} ({source.type}) {source.base} {source.filter}")
         print(f"            reads {', '.join(source.attributes)}")
         print(f"            {verdict}")
+        if source.changes:
+            print(f"            {source.changes}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -31,6 +31,8 @@ class Status:
     last_ok: RunRecord | None
     last_ok_age: float | None  # seconds since the last successful run finished
     stale: bool  # no successful run within two schedule intervals
+    readers: dict[str, str] = field(default_factory=dict)  # source → how its changes are read
+    last_full: RunRecord | None = None  # the last successful full run
 
 
 def status(settings: Settings, runs: int = 10) -> Status:
@@ -41,7 +43,9 @@ def status(settings: Settings, runs: int = 10) -> Status:
                       state=store.state(),
                       modseq=store.modseq(), pruned_through=store.pruned_through(),
                       counts=store.counts(), runs=store.runs(runs), last_ok=last_ok,
-                      last_ok_age=age, stale=age is None or age > 2 * settings.schedule.interval)
+                      last_ok_age=age, stale=age is None or age > 2 * settings.schedule.interval,
+                      readers={name: cursor.reader for name, cursor in sorted(store.cursors().items())},
+                      last_full=store.last_successful_run(mode="full"))
 
 
 def _age(timestamp: str) -> float:

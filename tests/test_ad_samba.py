@@ -7,13 +7,17 @@ their own entries under their own OU and sync only that.
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
+import time
 import uuid
 
 import pytest
 from starlette.testclient import TestClient
 
 from bridge import config, nesting, sync
+from bridge.account_state import epoch_to_filetime, filetime_to_epoch
 from bridge.directory import in_chain, open_directory
 from bridge.dn import dn_key
 from bridge.errors import DirectoryAuthError, DirectoryTLSError
@@ -265,6 +269,72 @@ def test_a_deleted_user_is_destroyed_and_a_newly_disabled_one_flagged(samba_dc, 
     with Store.open(settings.store.path) as store:
         assert store.principal(gone) is None
         assert by_dn(store, f"CN=u1,{root}").disabled
+
+
+# --- incremental sync (uSNChanged) ------------------------------------------------------
+
+def ad_contents(path) -> tuple[list, dict]:
+    with Store.open(path) as store:
+        principals = sorted(store.principals(), key=lambda p: p.id)
+        return principals, {p.id: store.groups_of(p.id) for p in principals}
+
+
+def test_incremental_runs_by_usn_end_where_a_full_sync_does(samba_dc, scratch, tmp_path):
+    connection, root = scratch
+    for ou in ("People", "Groups", "Elsewhere"):
+        connection.add(f"OU={ou},{root}", "organizationalUnit")
+    people, groups = f"OU=People,{root}", f"OU=Groups,{root}"
+    for n in range(8):
+        add_user(connection, f"CN=i{n},{people}", displayName=f"Person {n}")
+    connection.add(f"CN=team,{groups}", "group", {"member": [f"CN=i{n},{people}" for n in range(4)]})
+    connection.add(f"CN=all,{groups}", "group", {"member": [f"CN=team,{groups}", f"CN=i7,{people}"]})
+    connection.add(f"CN=doomed,{groups}", "group", {"member": [f"CN=i5,{people}"]})
+    soon = epoch_to_filetime(time.time() + 2)
+    connection.modify(f"CN=i6,{people}", {"accountExpires": [("MODIFY_REPLACE", [str(soon)])]})
+    sources = {"people": {"type": "individual", "base": people}, "groups": {"type": "group", "base": groups}}
+    settings = ad_settings(samba_dc, tmp_path, sources=sources)
+    assert sync.run(settings).mode == "full"
+
+    connection.modify(f"CN=i0,{people}", {"displayName": [("MODIFY_REPLACE", ["Renamed Zero"])]})
+    connection.modify_dn(f"CN=i1,{people}", "CN=i1b")                                  # rename
+    connection.modify_dn(f"CN=i2,{people}", "CN=i2", new_superior=f"OU=Elsewhere,{root}")  # out of scope
+    connection.delete(f"CN=i3,{people}")                                                 # tombstone
+    connection.modify(f"CN=i4,{people}", {"userAccountControl": [("MODIFY_REPLACE", ["546"])]})
+    add_user(connection, f"CN=i8,{people}")
+    connection.modify(f"CN=team,{groups}", {"member": [("MODIFY_ADD", [f"CN=i8,{people}"])]})
+    connection.modify(f"CN=all,{groups}", {"member": [("MODIFY_DELETE", [f"CN=i7,{people}"])]})
+    connection.delete(f"CN=doomed,{groups}")
+    time.sleep(max(0.0, filetime_to_epoch(soon) - time.time()) + 0.5)  # i6 expires, unchanged
+
+    report = sync.run(settings, force=True)
+
+    assert report.mode == "incremental"
+    assert {s.reader for s in report.sources.values()} == {"usn"}
+    assert report.sources["people"].read < 8  # only what changed was read
+    (tmp_path / "fresh").mkdir()
+    fresh = ad_settings(samba_dc, tmp_path / "fresh", sources=sources)
+    sync.run(fresh, full=True)
+    assert ad_contents(settings.store.path) == ad_contents(fresh.store.path)
+    with Store.open(settings.store.path) as store:
+        assert by_dn(store, f"CN=i6,{people}").disabled  # expired with no change of its own
+        assert by_dn(store, f"CN=i4,{people}").disabled
+        assert store.ids_of_dns([dn_key(f"CN=i2,OU=Elsewhere,{root}")]) == set()
+        assert len(store.principals()) == 7 + 2  # i0 i1b i4 i5 i6 i7 i8; team, all
+
+
+def test_a_cursor_from_another_domain_controller_means_a_full_read(samba_dc, scratch, tmp_path):
+    connection, root = scratch
+    add_user(connection, f"CN=solo,{root}")
+    settings = ad_settings(samba_dc, tmp_path, sources={"people": {"type": "individual", "base": root}})
+    sync.run(settings)
+    assert sync.run(settings).mode == "incremental"
+    with sqlite3.connect(settings.store.path) as db:
+        position = json.loads(db.execute("SELECT position FROM sync_cursors").fetchone()[0])
+        position["invocation"] = "00" * 16  # as after a restore from backup
+        db.execute("UPDATE sync_cursors SET position = ?", (json.dumps(position),))
+
+    assert sync.run(settings).mode == "full"
+    assert sync.run(settings).mode == "incremental"
 
 
 # --- authentication ---------------------------------------------------------------------

@@ -58,7 +58,12 @@ def test_status_shows_state_counts_and_runs(settings, capsys):
     assert re.search(r"^state\s+[0-9a-f]{8}-34$", out, re.M)
     assert "25 individual (2 disabled)" in out and "2 location" in out
     assert re.search(r"^last sync\s+ok at .*Z, \d+s ago$", out, re.M)
-    assert re.search(r"#1 .* full  ok", out)
+    assert re.search(r"#1 .* full +ok", out)
+    assert re.search(r"^last full\s+.*Z; changes read by equipment: timestamp, groups: timestamp", out, re.M)
+
+    bridge(settings, "sync")
+    assert bridge(settings, "status") == EXIT_OK
+    assert re.search(r"#2 .* incremental ok +seen", capsys.readouterr().out)
 
 
 def test_status_json_is_machine_readable(settings, capsys):
@@ -131,7 +136,9 @@ def test_check_config_reports_server_flavor_and_sources(settings, capsys):
     assert "flavor      openldap (detected), identifier entryUUID" in out
     assert re.search(r"source\s+people \(individual\) ou=people,dc=example,dc=org "
                      r"\(objectClass=inetOrgPerson\)\n\s+reads entryUUID, displayName, cn, mail, "
-                     r"description, uid, l, pwdAccountLockedTime\n\s+ok, e\.g\. uid=", out)
+                     r"description, uid, l, pwdAccountLockedTime\n\s+ok, e\.g\. uid=.*\n"
+                     r"\s+changes read by timestamp\n", out)
+    assert "will use    incremental runs, a full run at least every 1d; paged reads of 5 " in out
 
 
 def test_check_config_flags_a_source_it_cannot_read(slapd, make_settings, capsys):

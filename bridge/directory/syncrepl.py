@@ -16,9 +16,12 @@ A refresh yields, in the server's order:
   ran a present phase, so every entry neither changed nor present is gone.
 
 A server that cannot serve the cookie answers e-syncRefreshRequired (4096), or (OpenLDAP)
-unwillingToPerform when the cookie is newer than its own state (a restored or another
-server), or ignores a cookie it cannot parse and sends everything with an empty one: in
-each case the caller must fall back to a full read, and gets SyncRefreshRequired.
+unwillingToPerform when the cookie is newer than its own state (a server restored from a
+backup), or sends everything with an empty cookie: in each case the caller must fall back
+to a full read, and gets SyncRefreshRequired. (OpenLDAP 2.5 treats a cookie it cannot
+parse as none and sends everything without deletions, which no client can tell from a
+refresh; cookies are only ever stored as the server gave them, and the scheduled full
+run reconciles whatever slips through.)
 """
 
 from __future__ import annotations
