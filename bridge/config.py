@@ -88,7 +88,7 @@ DIRECTORY = Section("directory", "How to reach and bind to the LDAP server.", (
            example="entryUUID"),
 ))
 
-SYNC = Section("sync", "The safety valve of each run.", (
+SYNC = Section("sync", "How each run reads (incremental or full) and the safety valve it passes.", (
     Option("max_delete_ratio", 0.2, c.ratio,
            "Abort (unless --force) when a run would destroy more than this share of a "
            "source's principals."),

@@ -3,9 +3,11 @@ apply everything in one transaction — or, in plan mode, only compute the diff.
 
 A run is full (every source read completely; absence is deletion) or incremental (each
 source's reader, bridge/readers.py, delivers what changed since its cursor, and the store
-completes the delta). It is incremental when every source has a cursor for the search
-it has now, and a full run finished within ``sync.full_every``; a reader that cannot go
-on from its cursor turns the run into a full one. The cursors are written in the same
+completes the delta). It is incremental when a full run finished within
+``sync.full_every``, no stored source was dropped from the configuration, and some source
+has a cursor for the search it has now; a source without one (new, redefined, or whose
+reader cannot start) is read completely within the incremental run. A reader that cannot
+go on from its cursor turns the run into a full one. The cursors are written in the same
 transaction as the data they produced.
 
 Error is not absence: any directory error aborts the run before anything is written, and
@@ -45,6 +47,7 @@ class SourceReport:
     disabled: int = 0
     deleted: int = 0  # deletions an incremental reader reported
     reader: str = ""  # how changes are read: syncrepl | usn | timestamp (none: full only)
+    complete: bool = True  # read completely (in a full run, or new or changed in an incremental one)
 
 
 @dataclass
@@ -140,17 +143,21 @@ def _may_go_on(run: _Run) -> bool:
     if not sync_settings.incremental:
         return False
     cursors = run.store.cursors()
-    names = {smap.name for smap in run.smaps}
-    if set(cursors) != names or not run.store.sources_in_store() <= names:
-        return False
-    if any(cursors[s.name].reader != run.readers[s.name].name
-           or cursors[s.name].fingerprint != fingerprint(run.readers[s.name].name, s) for s in run.smaps):
+    if not run.store.sources_in_store() <= {smap.name for smap in run.smaps}:
+        return False  # a source was dropped: only a full run may remove its principals
+    if not any(_usable(cursors.get(smap.name), run.readers[smap.name], smap) for smap in run.smaps):
         return False
     last_full = run.store.last_successful_run(mode="full")
     if last_full is None:
         return False
     finished = datetime.fromisoformat(last_full.finished_at.replace("Z", "+00:00")).timestamp()
     return not sync_settings.full_every or run.started - finished < sync_settings.full_every
+
+
+def _usable(cursor: Cursor | None, reader: Reader, smap: SourceMap) -> bool:
+    """Whether ``reader`` can go on from ``cursor`` for the source as it is defined now."""
+    return (cursor is not None and cursor.reader == reader.name
+            and cursor.fingerprint == fingerprint(reader.name, smap))
 
 
 def _read_and_apply(run: _Run, plan_only: bool, force: bool, samples: int, incremental: bool) -> None:
@@ -162,11 +169,14 @@ def _read_and_apply(run: _Run, plan_only: bool, force: bool, samples: int, incre
         for smap in run.smaps:
             reader = run.readers[smap.name]
             counts = report.sources[smap.name] = SourceReport(smap.name, reader=reader.name)
-            if incremental:
-                position = _read_changes(run, smap, reader, stored[smap.name].position, snapshot, counts)
+            if incremental and _usable(cursor := stored.get(smap.name), reader, smap):
+                counts.complete = False
+                position = _read_changes(run, smap, reader, cursor.position, snapshot, counts)
             else:
                 position = _start_position(run, smap, reader)
                 _read_source(run, smap, snapshot, counts)
+                if incremental:  # what this read did not find is gone
+                    snapshot.only_present(smap.name)
             if position is not None:
                 cursors[smap.name] = Cursor(reader.name, fingerprint(reader.name, smap), position)
         report.resolution = snapshot.resolve()

@@ -15,6 +15,7 @@ import ldap3
 import pytest
 
 from bridge import sync
+from bridge.errors import SyncAborted
 from bridge.store import Store
 from tests.conftest import SIZE_LIMIT, standard_sources
 from tests.support import ldif
@@ -254,21 +255,23 @@ def test_full_forces_a_complete_read_and_full_every_schedules_one(server, make_s
     assert sync.run(off).mode == "full"
 
 
-def test_a_changed_source_definition_reads_everything_again(server, make_settings):
+def test_a_redefined_source_is_read_completely_within_an_incremental_run(server, make_settings):
     settings = make_settings(server)
     sync.run(settings)
     sources = standard_sources()
     sources["people"]["disabled_filter"] = "(employeeType=gone)"
     changed = make_settings(server, sources=sources)
+    server.admin().delete(ldif.person_dn("user004"))
 
     report = sync.run(changed)
 
-    assert report.mode == "full"
-    assert report.updated == 1  # dave, disabled by the old filter only
-    assert sync.run(changed).mode == "incremental"
+    assert report.mode == "incremental"
+    assert {name for name, source in report.sources.items() if source.complete} == {"people"}
+    assert (report.updated, report.destroyed) == (1, 1)  # dave, disabled by the old filter only
+    assert not any(source.complete for source in sync.run(changed).sources.values())
 
 
-def test_a_new_source_reads_everything_again(server, make_settings):
+def test_a_new_source_is_read_completely_and_a_dropped_one_forces_a_full_run(server, make_settings):
     sources = standard_sources()
     equipment = sources.pop("equipment")
     settings = make_settings(server, sources=sources)
@@ -276,5 +279,8 @@ def test_a_new_source_reads_everything_again(server, make_settings):
 
     report = sync.run(make_settings(server, sources={**sources, "equipment": equipment}))
 
-    assert report.mode == "full"
+    assert report.mode == "incremental" and report.sources["equipment"].complete
     assert report.created == 1
+    with pytest.raises(SyncAborted, match="'equipment' is no longer configured"):
+        sync.run(make_settings(server, sources=sources))
+
