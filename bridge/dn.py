@@ -14,6 +14,7 @@ import re
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OPTIONAL_UID = re.compile(r"#'[01]*'B$")
+_SPECIAL = re.compile(r'[\\"+;]')
 
 
 class InvalidDN(ValueError):
@@ -57,6 +58,8 @@ def _parse(dn: str) -> list[list[tuple[str, str]]]:
     """Split a DN into RDNs, each a list of (type, unescaped value) pairs."""
     if not dn.strip():
         return []
+    if not _SPECIAL.search(dn):  # most DNs: nothing escaped, quoted or multi-valued
+        return [[_plain_pair(part, dn)] for part in dn.split(",")]
     rdns: list[list[tuple[str, str]]] = []
     rdn: list[tuple[str, str]] = []
     pos = 0
@@ -71,6 +74,18 @@ def _parse(dn: str) -> list[list[tuple[str, str]]]:
             rdns.append(rdn)
             rdn = []
         pos += 1  # past the separator (',' ';' or '+')
+
+
+def _plain_pair(part: str, dn: str) -> tuple[str, str]:
+    """``type=value`` of an RDN without escapes, quotes, ``+`` or ``;`` (as _read_type and
+    _read_value would read it)."""
+    attr_type, equals, value = part.partition("=")
+    attr_type = attr_type.strip()
+    if not equals:
+        raise InvalidDN(f"missing '=' in {dn!r}")
+    if not attr_type or " " in attr_type:
+        raise InvalidDN(f"bad attribute type {attr_type!r} in {dn!r}")
+    return attr_type, value.strip(" ")
 
 
 def _read_type(dn: str, pos: int) -> tuple[str, int]:

@@ -134,6 +134,8 @@ def fold(text: str) -> str:
 
 def unicode_casemap(text: str) -> str:
     """RFC 5051 i;unicode-casemap key: titlecase each character, then NFKD."""
+    if text.isascii():  # the same key, without a call per character
+        return text.upper()
     return unicodedata.normalize("NFKD", "".join(char.title() for char in text))
 
 

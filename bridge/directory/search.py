@@ -14,12 +14,13 @@ users or groups of the domain; a reference anywhere else is still an error).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import ldap3
+from ldap3.protocol.rfc2696 import paged_search_control
 from ldap3.utils.uri import parse_uri
 
+from bridge.directory import wire
 from bridge.directory.connection import translated
 from bridge.directory.ranges import complete_ranges
 from bridge.directory.rootdse import PAGED_RESULTS
@@ -27,7 +28,6 @@ from bridge.dn import InvalidDN, dn_key
 from bridge.errors import DirectorySearchError
 from bridge.model import RawEntry, SearchQuery
 
-_SCOPES = {"sub": ldap3.SUBTREE, "one": ldap3.LEVEL, "base": ldap3.BASE}
 _HINTS = {
     3: "the server's time limit was reached before the search finished",
     4: "the server's size limit was reached; raise the limit for the bridge's account "
@@ -66,12 +66,17 @@ def paged_search(connection: ldap3.Connection, url: str, query: SearchQuery,
 def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
           cookie: bytes | None, time_limit: float, own_contexts: frozenset[str],
           controls: tuple) -> tuple[dict, list[RawEntry]]:
-    with translated(url, f"searching {query.base}"):
-        connection.search(query.base, query.filter, _SCOPES[query.scope],
-                          attributes=list(query.attributes), paged_size=size,
-                          paged_criticality=True, paged_cookie=cookie,
-                          time_limit=math.ceil(time_limit), controls=list(controls) or None)
-    result = connection.result or {}
+    request_controls = [paged_search_control(True, size, cookie), *controls]
+    entries: list[RawEntry] = []
+    references: list[str] = []
+    result: dict = {}
+    for answer in wire.search(connection, url, query, request_controls, time_limit):
+        if isinstance(answer, wire.Entry):
+            entries.append(answer.entry)
+        elif answer.get("type") == "searchResRef":
+            references += [uri for uri in answer.get("uri") or () if _referred_dn(uri) not in own_contexts]
+        elif answer.get("type") == "searchResDone":
+            result = answer
     code = result.get("result")
     if code != 0:
         hint = _HINTS.get(code, "the search failed")
@@ -79,17 +84,12 @@ def _page(connection: ldap3.Connection, url: str, query: SearchQuery, size: int,
         raise DirectorySearchError(
             f"search of {query.base} {query.filter}: {hint} (result {code} {detail})".rstrip(),
             url=url, result_code=code or 0, base=query.base)
-    response = connection.response or ()
-    references = [uri for item in response if item.get("type") == "searchResRef"
-                  for uri in item.get("uri") or () if _referred_dn(uri) not in own_contexts]
     if references:
         raise DirectorySearchError(
             f"search of {query.base}: the server refers part of this subtree to "
             f"{', '.join(references)}; the read would be incomplete, so it is refused (narrow "
             "the base, or configure a source on that server)", url=url, base=query.base)
-    entries = [raw_entry(item, query.binary) for item in response if item.get("type") == "searchResEntry"]
-    # the continuation reads below replace connection.result: keep this page's first
-    page_result = dict(result)
+    page_result = result
 
     def read_slice(dn: str, attribute: str) -> RawEntry | None:
         return read_entry(connection, url, dn, (attribute,), query.binary)
@@ -120,24 +120,18 @@ def _abandon(connection: ldap3.Connection, url: str, query: SearchQuery, result:
     cookie = control["value"]["cookie"] if control else b""
     if cookie:
         with translated(url, f"ending the search of {query.base}"):
-            connection.search(query.base, query.filter, _SCOPES[query.scope], attributes=["1.1"],
+            connection.search(query.base, query.filter, wire.SCOPES[query.scope], attributes=["1.1"],
                               paged_size=0, paged_cookie=cookie)
 
 
 def raw_entry(item: dict, binary: frozenset[str] = frozenset()) -> RawEntry:
+    """An entry of ldap3's ``Connection.search`` response as RawEntry (see wire._entry)."""
     attributes = {}
     for name, values in item["raw_attributes"].items():
         key = name.lower()
-        # a 16-byte GUID may happen to be valid UTF-8: binary attributes are never decoded
-        attributes[key] = tuple(values) if key.split(";")[0] in binary else tuple(map(_decode, values))
+        binary_value = key.split(";")[0] in binary
+        attributes[key] = tuple(values) if binary_value else tuple(map(wire.decode_value, values))
     return RawEntry(dn=item["dn"], attributes=attributes)
-
-
-def _decode(value: bytes) -> str | bytes:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value
 
 
 def read_entry(connection: ldap3.Connection, url: str, dn: str, attributes: tuple[str, ...],

@@ -26,18 +26,14 @@ run reconciles whatever slips through.)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import ldap3
-from ldap3.operation.search import search_operation
-from ldap3.utils.asn1 import decode_message_fast
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.type import namedtype, namedval, tag, univ
 
-from bridge.directory.connection import translated
-from bridge.directory.search import raw_entry
+from bridge.directory import wire
 from bridge.errors import DirectorySearchError
 from bridge.model import RawEntry, SearchQuery
 
@@ -47,7 +43,6 @@ SYNC_DONE = "1.3.6.1.4.1.4203.1.9.1.3"
 SYNC_INFO = "1.3.6.1.4.1.4203.1.9.1.4"
 REFRESH_REQUIRED = 4096  # e-syncRefreshRequired
 UNWILLING = 53
-_SCOPES = {"sub": ldap3.SUBTREE, "one": ldap3.LEVEL, "base": ldap3.BASE}
 
 
 class SyncRefreshRequired(DirectorySearchError):
@@ -143,39 +138,17 @@ Message = Changed | Present | Deleted | Done
 def refresh(connection: ldap3.Connection, url: str, query: SearchQuery, cookie: bytes | None,
             time_limit: float = 0) -> Iterator[Message]:
     """One refreshOnly search of ``query`` from ``cookie`` (None: everything), streamed."""
-    with translated(url, f"requesting a content synchronisation of {query.base}"):
-        request = search_operation(query.base, query.filter, _SCOPES[query.scope], ldap3.DEREF_NEVER,
-                                   list(query.attributes), 0, math.ceil(time_limit), False,
-                                   connection.auto_escape, connection.auto_encode, None,
-                                   connection.server.custom_validator, False)
-        message_id = connection.strategy.send("searchRequest", request, [request_control(cookie)])
-    try:
-        while True:
-            with translated(url, f"synchronising {query.base}"):
-                messages = connection.strategy.receiving()
-            if not messages:
-                raise DirectorySearchError(f"synchronising {query.base}: the server closed the "
-                                           "connection", url=url, base=query.base)
-            for raw in messages:
-                done = yield from _interpret(connection, url, query, message_id, raw, bool(cookie))
-                if done:
-                    return
-    finally:
-        connection.strategy._outstanding.pop(message_id, None)
+    for answer in wire.search(connection, url, query, [request_control(cookie)], time_limit):
+        done = yield from _interpret(url, query, answer, bool(cookie))
+        if done:
+            return
 
 
-def _interpret(connection: ldap3.Connection, url: str, query: SearchQuery, message_id: int,
-               raw: bytes, from_cookie: bool) -> Iterator[Message]:
-    """Yield what one LDAP message says; returns True at the end of the search."""
-    with translated(url, f"decoding the synchronisation of {query.base}"):
-        message = decode_message_fast(raw)
-        response = connection.strategy.decode_response_fast(message)
-    if int(message["messageID"]) != message_id:
-        raise DirectorySearchError(f"synchronising {query.base}: an answer to another request "
-                                   f"(message {message['messageID']}, {response.get('type')})", url=url)
-    kind, controls = response["type"], response.get("controls") or {}
-    if kind == "searchResEntry":
-        state = _decode(_SyncStateValue(), controls, SYNC_STATE, url, query)
+def _interpret(url: str, query: SearchQuery, answer: wire.Entry | dict,
+               from_cookie: bool) -> Iterator[Message]:
+    """Yield what one answer says; returns True at the end of the search."""
+    if isinstance(answer, wire.Entry):
+        state = _decode(_SyncStateValue(), answer.controls, SYNC_STATE, url, query)
         uuid = bytes(state["entryUUID"])
         name = str(state["state"])
         if name == "present":
@@ -183,17 +156,19 @@ def _interpret(connection: ldap3.Connection, url: str, query: SearchQuery, messa
         elif name == "delete":
             yield Deleted((uuid,))
         else:
-            yield Changed(uuid, raw_entry(response, query.binary))
-    elif kind == "intermediateResponse":
-        if response.get("responseName") == SYNC_INFO:
-            yield from _sync_info(response.get("responseValue") or b"")
+            yield Changed(uuid, answer.entry)
+        return False
+    kind, controls = answer["type"], answer.get("controls") or {}
+    if kind == "intermediateResponse":
+        if answer.get("responseName") == SYNC_INFO:
+            yield from _sync_info(answer.get("responseValue") or b"")
     elif kind == "searchResRef":
         raise DirectorySearchError(f"synchronising {query.base}: the server refers part of it to "
-                                   f"{', '.join(response.get('uri') or ())}; the read would be "
+                                   f"{', '.join(answer.get('uri') or ())}; the read would be "
                                    "incomplete", url=url, base=query.base)
     elif kind == "searchResDone":
-        code = response.get("result")
-        detail = response.get("message") or response.get("description") or ""
+        code = answer.get("result")
+        detail = answer.get("message") or answer.get("description") or ""
         if code == REFRESH_REQUIRED or (code == UNWILLING and from_cookie):
             raise SyncRefreshRequired(f"synchronising {query.base}: the server cannot go on from "
                                       f"the stored cookie ({detail or code})", url=url, result_code=code,
