@@ -30,7 +30,7 @@ from bridge.config import Settings
 from bridge.directory import any_equal, open_directory
 from bridge.dn import dn_key
 from bridge.errors import ConfigError, DirectoryAuthError, DirectoryError
-from bridge.mapper import flavor_for, identifier_uuid, principal_id, source_map
+from bridge.mapper import Skipped, flavor_for, identifier_uuid, map_entry, principal_id, source_map
 from bridge.model import Caller, PrincipalType
 from bridge.store import Store
 from bridge.throttle import Throttle
@@ -173,8 +173,9 @@ class Authenticator:
                 wanted = attributes if attributes is not None else smap.login_attributes
                 if wanted and name:
                     search = f"(&{smap.filter}{any_equal(wanted, name)})"
-                    entries += [(smap, entry) for entry in directory.read(
-                        smap.query(search, (smap.id_attribute,)), limit=2)]
+                    # what the sync would not make a person (an AD room mailbox) cannot log in
+                    entries += [(smap, entry) for entry in directory.read(smap.query(search), limit=2)
+                                if not isinstance(map_entry(entry, smap), Skipped)]
             if len(entries) != 1:
                 _decoy_bind(directory, [smap.base for smap in smaps], password)
                 raise _WrongPassword(login.casefold(), "no such login" if not entries
@@ -201,8 +202,9 @@ class Authenticator:
             netbios = self._netbios.get(directory.url)
         if netbios is None:
             netbios = directory.netbios_domain() or ""
-            with self._lock:
-                self._netbios[directory.url] = netbios
+            if netbios:  # not found is asked again next time
+                with self._lock:
+                    self._netbios[directory.url] = netbios
         if not netbios or domain.strip().casefold() != netbios.casefold():
             log.info("login %r names domain %r; this directory's is %r", login, domain, netbios or "unknown")
             return "", ()

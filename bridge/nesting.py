@@ -9,9 +9,11 @@ entries inside it at any depth; they become effective members of every synced gr
 lists X, and the store's closure carries them further up. The result is what one in-chain
 search per synced group would give, at the cost of one search per outside nested group.
 
-Whether a server evaluates the rule is probed once per server and process, with a base
-search that must match (a group against one of its own direct members): a server that does
-not know the rule answers with no entry, not an error, so only a probe can tell.
+Whether a server evaluates the rule is probed with a base search that must match (a group
+against one of its own direct members, a synced one where there is one): a server that
+does not know the rule answers with no entry, not an error, so only a probe can tell. A
+server that passed is remembered per URL for the process; one that did not is asked again
+next run (the membership probed may have changed in between).
 """
 
 from __future__ import annotations
@@ -33,25 +35,25 @@ _probed: dict[str, bool] = {}  # server URL → whether it evaluates the in-chai
 _probed_lock = threading.Lock()
 
 
-def server_supports_in_chain(directory: Directory, group_dn: str, member_dn: str) -> bool:
-    """Whether ``directory`` evaluates the in-chain rule; asked once per server URL."""
+def server_supports_in_chain(directory: Directory, pairs: list[tuple[str, str]]) -> bool:
+    """Whether ``directory`` evaluates the in-chain rule, tried on (group DN, direct member
+    DN) pairs until one matches; a yes is remembered per server URL."""
     with _probed_lock:
-        known = _probed.get(directory.url)
-    if known is not None:
-        return known
-    supported = directory.matches(group_dn, in_chain("member", member_dn))
+        if _probed.get(directory.url):
+            return True
+    supported = any(directory.matches(group, in_chain("member", member)) for group, member in pairs)
     with _probed_lock:
         _probed[directory.url] = supported
     log.info("%s %s the in-chain matching rule", directory.url,
-             "evaluates" if supported else "does not evaluate")
+             "evaluates" if supported else "does not evaluate (or no probe matched)")
     return supported
 
 
 def add_server_nesting(directory: Directory, snapshot: Snapshot, smaps: list[SourceMap]) -> str:
     """Stage what nested groups outside every source contribute; returns how nesting was
     resolved: ``in-chain`` (the server was asked) or ``client`` (the synced closure only)."""
-    pair = snapshot.direct_member_pair()
-    if pair is None or not server_supports_in_chain(directory, *pair):
+    pairs = snapshot.member_pairs()
+    if not pairs or not server_supports_in_chain(directory, pairs):
         return "client"
     outside = snapshot.unresolved_member_refs()
     if not outside:

@@ -8,6 +8,7 @@ server advertises.
   invocationId; another DC or a restored one means a full read). Entries changed since
   the uSN are read again; every object changed in the naming context (tombstones too,
   through the Show Deleted control) that no longer matches the source is gone from it.
+  An account that may not see tombstones enumerates the source's identifiers instead.
   Accounts whose accountExpires passed since the last run count as changed.
 - ``timestamp``: any other server: entries whose modifyTimestamp is at or after the last
   run (less an overlap for clock skew), and a cheap enumeration of the identifiers still
@@ -152,6 +153,10 @@ class UsnReader:
             if values := entry.values(smap.id_attribute):
                 matching.add(_pid(smap, values[0]))
         context = _naming_context(directory.info, smap.base)
+        if not _tombstones_visible(directory, context, smap):
+            # an ordinary account may not list CN=Deleted Objects: ask for what is there
+            _enumerate(directory, smap, delta)
+            return {**dc, "at": now}
         every_change = SearchQuery(context, f"(uSNChanged>={since})", (smap.id_attribute,), "sub",
                                    smap.query().binary)
         for entry in directory.read(every_change, show_deleted=True):
@@ -171,6 +176,33 @@ class UsnReader:
         if not usn.isdigit() or not invocation or not isinstance(invocation[0], bytes):
             raise RefreshRequired("the domain controller does not tell its uSN and invocationId")
         return {"usn": int(usn), "dc": service, "invocation": invocation[0].hex()}
+
+
+def _tombstones_visible(directory: Directory, context: str, smap: SourceMap) -> bool:
+    """Whether this account sees tombstones in the naming context's Deleted Objects
+    container (by default only administrators do; others need List Contents and Read
+    Property on it). A domain without any tombstone yet counts as not visible."""
+    container = SearchQuery(f"CN=Deleted Objects,{context}", "(isDeleted=TRUE)", (smap.id_attribute,),
+                            "one", smap.query().binary)
+    try:
+        return any(True for _ in directory.read(container, limit=1, show_deleted=True))
+    except DirectorySearchError as exc:
+        if exc.result_code in (32, 50):  # noSuchObject (hidden), insufficientAccessRights
+            return False
+        raise
+
+
+def _enumerate(directory: Directory, smap: SourceMap, delta: Delta) -> None:
+    """Name every principal still in the source (identifiers only); the rest are gone."""
+    ids = []
+    for entry in directory.read(smap.query(smap.filter, (smap.id_attribute,))):
+        if values := entry.values(smap.id_attribute):
+            ids.append(_pid(smap, values[0]))
+            if len(ids) >= 2000:
+                delta.present(ids)
+                ids = []
+    delta.present(ids)
+    delta.only_present()
 
 
 def _text(entry: RawEntry | None, attribute: str) -> str:
@@ -206,15 +238,7 @@ class TimestampReader:
         since = _generalized_time(float(position["since"]) - self.overlap)
         for entry in directory.read(smap.query(f"(&{smap.filter}(modifyTimestamp>={since}))")):
             delta.changed(entry)
-        ids = []
-        for entry in directory.read(smap.query(smap.filter, (smap.id_attribute,))):
-            if values := entry.values(smap.id_attribute):
-                ids.append(_pid(smap, values[0]))
-                if len(ids) >= 2000:
-                    delta.present(ids)
-                    ids = []
-        delta.present(ids)
-        delta.only_present()
+        _enumerate(directory, smap, delta)
         return {"since": now}
 
 

@@ -82,10 +82,17 @@ def by_dn(store: Store, dn: str):
     return store.principal(ids.pop())
 
 
+EXTENDED_DN_AS_STRINGS = ("1.2.840.113556.1.4.529", False, bytes.fromhex("3003020101"))
+
+
 def object_guid(dc: SambaDC, dn: str) -> uuid.UUID:
+    """The GUID in the form the DC itself writes (the extended DN control, flag 1:
+    ``<GUID=8a2b3c4d-…>;<SID=…>;CN=…``): independent of the bridge's byte order."""
     connection = dc.admin()
-    connection.search(dn, "(objectClass=*)", "BASE", attributes=["objectGUID"])
-    return uuid.UUID(bytes_le=connection.response[0]["raw_attributes"]["objectGUID"][0])
+    connection.search(dn, "(objectClass=*)", "BASE", attributes=["1.1"], controls=[EXTENDED_DN_AS_STRINGS])
+    extended = connection.response[0]["dn"]
+    assert extended.startswith("<GUID="), extended
+    return uuid.UUID(extended[len("<GUID="):extended.index(">")])
 
 
 # --- a full sync of the seeded domain ----------------------------------------------------
@@ -117,7 +124,7 @@ def test_rooms_and_equipment_by_exchange_marks_and_by_a_configured_filter(domain
     _, report, store = domain
     board = by_dn(store, f"CN=Board Room,{PEOPLE}")  # filed among people, marked a room
     assert (board.type, board.source, board.email, board.disabled) == (
-        PrincipalType.LOCATION, "rooms", "board@example.test", False)  # mailbox account off: fine
+        PrincipalType.LOCATION, "rooms", "board@example.test", False)
     assert by_dn(store, f"CN=Projector 1,{ROOMS}").type is PrincipalType.RESOURCE
     assert by_dn(store, f"CN=Quiet Room,{ROOMS}").source == "spaces"
     assert report.sources["people"].skipped == 1  # the Board Room, not a person
@@ -322,6 +329,47 @@ def test_incremental_runs_by_usn_end_where_a_full_sync_does(samba_dc, scratch, t
         assert len(store.principals()) == 7 + 2  # i0 i1b i4 i5 i6 i7 i8; team, all
 
 
+def test_the_in_chain_probe_works_when_every_synced_group_only_nests_outside_groups(
+        samba_dc, scratch, tmp_path):
+    """Top ⊃ Inner ⊃ u1 with Inner in an OU no source reads: no synced group has a synced
+    direct member to probe with, so the probe uses Top and Inner."""
+    connection, root = scratch
+    for ou in ("P", "G", "X"):
+        connection.add(f"OU={ou},{root}", "organizationalUnit")
+    add_user(connection, f"CN=u1,OU=P,{root}")
+    connection.add(f"CN=Inner,OU=X,{root}", "group", {"member": [f"CN=u1,OU=P,{root}"]})
+    connection.add(f"CN=Top,OU=G,{root}", "group", {"member": [f"CN=Inner,OU=X,{root}"]})
+    sources = {"people": {"type": "individual", "base": f"OU=P,{root}"},
+               "groups": {"type": "group", "base": f"OU=G,{root}"}}
+    settings = ad_settings(samba_dc, tmp_path, sources=sources)
+    nesting._probed.clear()  # as in a fresh process
+
+    report = sync.run(settings)
+
+    assert report.nesting == "in-chain"
+    with Store.open(settings.store.path) as store:
+        top, u1 = by_dn(store, f"CN=Top,OU=G,{root}"), by_dn(store, f"CN=u1,OU=P,{root}")
+        assert top.members == () and store.groups_of(u1.id) == {top.id}
+
+
+def test_an_account_that_cannot_see_tombstones_still_learns_of_deletions(samba_dc, scratch, tmp_path):
+    """An ordinary domain user may not list CN=Deleted Objects: the reader then names
+    what is still there instead."""
+    connection, root = scratch
+    for n in range(3):
+        add_user(connection, f"CN=t{n},{root}")
+    settings = ad_settings(samba_dc, tmp_path, sources={"people": {"type": "individual", "base": root}},
+                           directory={"bind_dn": "alice@example.test", "bind_password": USER_PASSWORD})
+    sync.run(settings)
+    connection.delete(f"CN=t1,{root}")
+
+    report = sync.run(settings, force=True)  # one of three is more than the valve's 20 %
+
+    assert (report.mode, report.destroyed) == ("incremental", 1)
+    with Store.open(settings.store.path) as store:
+        assert store.ids_of_dns([dn_key(f"CN=t1,{root}")]) == set()
+
+
 def test_a_cursor_from_another_domain_controller_means_a_full_read(samba_dc, scratch, tmp_path):
     connection, root = scratch
     add_user(connection, f"CN=solo,{root}")
@@ -356,6 +404,7 @@ def test_login_by_sam_account_name_upn_or_down_level_name(api, domain, login):
     ("dave", USER_PASSWORD, "account disabled"),
     ("erin", USER_PASSWORD, "account expired"),
     ("nobody", USER_PASSWORD, "no such login"),
+    ("boardroom", USER_PASSWORD, "no such login"),  # a room mailbox is not a person
 ])
 def test_a_wrong_password_a_foreign_domain_and_disabled_or_expired_accounts_cannot_log_in(
         api, caplog, login, password, why):

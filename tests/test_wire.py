@@ -1,12 +1,16 @@
 """The one-pass reader of plain searchResEntry messages gives what ldap3's own BER
-decoder gives, and steps aside (None) for anything that is not such a message."""
+decoder gives, and steps aside (None) for anything that is not such a message; a page
+without its paged results control is an error."""
 
 from __future__ import annotations
 
 import pytest
 from ldap3.utils.asn1 import decode_message_fast
 
-from bridge.directory import wire
+from bridge.directory import search, wire
+from bridge.directory.rootdse import PAGED_RESULTS
+from bridge.errors import DirectorySearchError
+from bridge.model import SearchQuery
 
 
 def tlv(tag: int, content: bytes) -> bytes:
@@ -57,3 +61,13 @@ def test_anything_else_is_left_to_ldap3():
     assert wire._plain_entry(done, 5, frozenset()) is None
     for broken in (raw[:-1], raw + b"\x00", raw[:10]):
         assert wire._plain_entry(broken, 5, frozenset()) is None
+
+
+def test_a_page_without_the_paged_results_control_is_an_error_not_the_last_page():
+    """AD and others may drop a non-critical control; an answer without it must never
+    be taken for the last page (the first 1,000 entries passed off as everything)."""
+    query = SearchQuery("ou=people,dc=example,dc=org", "(objectClass=*)", ("cn",), "sub", frozenset())
+    with pytest.raises(DirectorySearchError, match="did not return the paged results control"):
+        search._next_cookie({"result": 0, "type": "searchResDone"}, "ldap://x", query)
+    assert search._next_cookie({"controls": {PAGED_RESULTS: {"value": {"cookie": b"more"}}}},
+                               "ldap://x", query) == b"more"

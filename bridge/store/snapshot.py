@@ -120,11 +120,11 @@ class Snapshot:
         with sql_errors("finding members outside every source"):
             return self._staging.unresolved_member_refs()
 
-    def direct_member_pair(self) -> tuple[str, str] | None:
-        """(group DN, member DN) of one direct membership, or None if there is none."""
+    def member_pairs(self, limit: int = 3) -> list[tuple[str, str]]:
+        """(group DN, member DN) of a few direct memberships, synced members first."""
         self.resolve()
         with sql_errors("finding a membership"):
-            return self._staging.direct_member_pair()
+            return self._staging.member_pairs(limit)
 
     def add_chain_edges(self, edges: list[tuple[str, str]]) -> None:
         """Effective (group id, member id) memberships the server computed; the stored

@@ -148,12 +148,14 @@ class Staging:
             groups.setdefault(ref, []).append(group_id)
         return groups
 
-    def direct_member_pair(self) -> tuple[str, str] | None:
-        """(group DN, member DN) of one membership given by DN, to probe the server with."""
+    def member_pairs(self, limit: int) -> list[tuple[str, str]]:
+        """(group DN, member DN) of up to ``limit`` direct memberships given by DN, to probe
+        the server with: synced members first, then members outside every source (their
+        DN key stands for the DN)."""
         return self._db.execute("""
-            SELECT g.dn, m.dn FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq
-            JOIN temp.stage m ON m.dn_key = r.ref WHERE r.kind = 'dn' AND m.id != g.id
-            ORDER BY g.id, m.id LIMIT 1""").fetchone()
+            SELECT g.dn, coalesce(m.dn, r.ref) FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq
+            LEFT JOIN temp.stage m ON m.dn_key = r.ref WHERE r.kind = 'dn' AND m.id IS NOT g.id
+            ORDER BY m.id IS NULL, g.id, r.ref LIMIT ?""", [limit]).fetchall()
 
     def add_chain_edges(self, edges: list[tuple[str, str]]) -> None:
         """Effective memberships the server computed (in-chain): (group id, member id),

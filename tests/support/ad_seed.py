@@ -6,7 +6,8 @@ marks them and as a configured filter finds them.
     OU=Bridge
       OU=People     alice bob carol (passwords), dave (uac 514), erin (expired),
                     frank (uac 66050: disabled among other bits),
-                    Board Room (an Exchange room mailbox filed among people)
+                    Board Room (an Exchange room mailbox filed among people, enabled,
+                    with a password)
         OU=Bulk     bulk0000 … bulk1599 (no password)
       OU=Groups     Big ⊃ all bulk; AllStaff ⊃ {Engineering, dave};
                     Engineering ⊃ {Backend, bob, Contractors}; Backend ⊃ {alice};
@@ -86,7 +87,8 @@ def seed_ldif() -> tuple[str, str]:
              user("dave", uac=514),
              user("erin", accountExpires=str(EXPIRED)),
              user("frank", uac=66050),
-             user("Board Room", password=False, uac=514, mail="board@example.test",
+             # an enabled account with a password, as Teams Rooms devices sign in with
+             user("Board Room", mail="board@example.test",
                   msExchRecipientTypeDetails="16", msExchResourceMetaData="ResourceType:Room"),
              user("Projector 1", ROOMS, password=False, uac=514, msExchRecipientTypeDetails="32"),
              user("Quiet Room", ROOMS, password=False, description="meeting space"),
