@@ -79,11 +79,13 @@ def _changes(directory, smap: SourceMap, settings: Settings) -> str:
     """Which reader incremental runs use for ``smap``, tried once as a run would start it."""
     reader = reader_for(directory.info, smap, settings.sync.timestamp_overlap)
     try:
-        reader.start(directory, smap, time.time())
+        position = reader.start(directory, smap, time.time())
     except RefreshRequired as exc:
         return f"read completely every run: {exc}"
     except DirectoryError as exc:
         return f"read completely every run: {exc.message}"
+    if via := position.get("via"):
+        return f"changes read by {via} ({reader.name} was refused: the account lacks the right)"
     return f"changes read by {reader.name}"
 
 

@@ -4,6 +4,9 @@ server advertises.
 - ``syncrepl``: RFC 4533 refreshOnly (OpenLDAP's syncprov, 389-ds), for sources keyed
   by entryUUID. Deletions come from the server's delete messages (a session log) or its
   present phase (everything unchanged is named; what is not named is gone).
+- ``dirsync``: Active Directory's DirSync control, where the account holds the
+  Replicating Directory Changes right (else it goes on as ``usn``): objects whose read
+  or filtered attributes changed, tombstones included, each read again whole.
 - ``usn``: Active Directory's uSNChanged, pinned to one domain controller (its
   invocationId; another DC or a restored one means a full read). Entries changed since
   the uSN are read again; every object changed in the naming context (tombstones too,
@@ -25,12 +28,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Protocol
 
 from bridge.account_state import ExpiredFiletime, epoch_to_filetime
-from bridge.directory import Directory, ServerInfo, syncrepl
+from bridge.directory import Directory, ServerInfo, dirsync, syncrepl
 from bridge.dn import InvalidDN, dn_key, is_within
 from bridge.errors import DirectorySearchError
 from bridge.mapper import SourceMap, identifier_uuid, principal_id
@@ -71,7 +75,7 @@ def fingerprint(reader: str, smap: SourceMap) -> str:
 
 def reader_for(info: ServerInfo, smap: SourceMap, timestamp_overlap: float) -> Reader:
     if info.flavor == "ad":
-        return UsnReader()
+        return DirSyncReader() if info.supports_dirsync else UsnReader()
     if info.supports_syncrepl and smap.id_attribute.lower() == "entryuuid":
         return SyncreplReader()
     return TimestampReader(timestamp_overlap)
@@ -141,12 +145,7 @@ class UsnReader:
             raise RefreshRequired(f"uSNs of {position['dc']} do not apply to {dc['dc']} "
                                   "(another or a restored domain controller)")
         since = int(position["usn"]) + 1
-        changed = f"(uSNChanged>={since})"
-        if any(isinstance(rule, ExpiredFiletime) for rule in smap.account_rules):
-            expired = [f"({rule.attribute}>={epoch_to_filetime(position['at'])})"
-                       f"({rule.attribute}<={epoch_to_filetime(now)})"
-                       for rule in smap.account_rules if isinstance(rule, ExpiredFiletime)]
-            changed = f"(|{changed}{''.join(f'(&{e})' for e in expired)})"
+        changed = f"(|(uSNChanged>={since}){_expiry_windows(smap, position['at'], now)})"
         matching = set()
         for entry in directory.read(smap.query(f"(&{smap.filter}{changed})")):
             delta.changed(entry)
@@ -220,6 +219,104 @@ def _naming_context(info: ServerInfo, base: str) -> str:
         except InvalidDN:
             continue
     return max(holding, key=len) if holding else base
+
+
+# -- Active Directory's DirSync ------------------------------------------------------------------
+
+class DirSyncReader:
+    """DirSync over the source's naming context, asking for the attributes the source
+    reads or filters on (and ``name``, which a move changes): an object is reported when
+    one of them changed, and then read again whole, in batches, from the source's own
+    search; one that no longer matches it is gone from the source, and so is a
+    tombstone. An account without the Replicating Directory Changes right goes on with
+    the uSNChanged reader (the position says which)."""
+
+    name = "dirsync"
+    BATCH = 100
+
+    def __init__(self) -> None:
+        self._usn = UsnReader()
+
+    def start(self, directory: Directory, smap: SourceMap, now: float) -> dict:
+        try:
+            position = _last(directory.dirsync(self._query(directory, smap, _NOTHING), None))
+        except DirectorySearchError as exc:
+            if exc.result_code != 50:  # insufficientAccessRights: not granted the right
+                raise
+            return {"via": "usn", **self._usn.start(directory, smap, now)}
+        return {"cookie": _b64(position.cookie), "at": now}
+
+    def changes(self, directory: Directory, smap: SourceMap, position: dict, delta: Delta,
+                now: float) -> dict:
+        if position.get("via") == "usn":
+            return {"via": "usn", **self._usn.changes(directory, smap, position, delta, now)}
+        changed: list[bytes] = []
+        try:
+            for item in directory.dirsync(self._query(directory, smap, "(objectClass=*)"),
+                                          base64.b64decode(position["cookie"])):
+                if isinstance(item, dirsync.Position):
+                    cookie = item.cookie
+                elif (guids := item.values("objectguid")) and isinstance(guids[0], bytes):
+                    if _text(item, "isdeleted").upper() == "TRUE":
+                        delta.deleted(_pid(smap, guids[0]))
+                    else:
+                        changed.append(guids[0])
+        except DirectorySearchError as exc:
+            if exc.result_code in (2, 53):  # a cookie the DC cannot use
+                raise RefreshRequired(exc.message) from exc
+            raise
+        for start in range(0, len(changed), self.BATCH):
+            batch = changed[start:start + self.BATCH]
+            wanted = "".join(f"(objectGUID={_escaped(guid)})" for guid in batch)
+            found = set()
+            for entry in directory.read(smap.query(f"(&{smap.filter}(|{wanted}))")):
+                delta.changed(entry)
+                found.update(_pid(smap, v) for v in entry.values(smap.id_attribute)[:1])
+            for guid in batch:
+                if (pid := _pid(smap, guid)) not in found:
+                    delta.deleted(pid)  # moved away or no longer matching the filter
+        for entry in _expired_since(directory, smap, position["at"], now):
+            delta.changed(entry)  # expired with no change of its own
+        return {"cookie": _b64(cookie), "at": now}
+
+    @staticmethod
+    def _query(directory: Directory, smap: SourceMap, search_filter: str) -> SearchQuery:
+        attributes = {"objectguid", "isdeleted", "name", *(a.lower() for a in smap.attributes()),
+                      *_filter_attributes(smap.filter), *_filter_attributes(smap.disabled_filter or "")}
+        return SearchQuery(_naming_context(directory.info, smap.base), search_filter,
+                           tuple(sorted(attributes)), "sub", smap.query().binary)
+
+
+_FILTER_ATTRIBUTE = re.compile(r"\(\s*([A-Za-z][\w-]*)[^()=]*?[~<>:]?=")
+
+
+def _filter_attributes(search_filter: str) -> set[str]:
+    """The attribute types an LDAP filter tests."""
+    return {name.lower() for name in _FILTER_ATTRIBUTE.findall(search_filter)}
+
+
+def _escaped(value: bytes) -> str:
+    return "".join(f"\\{byte:02x}" for byte in value)
+
+
+def _last(items):
+    last = None
+    for last in items:  # noqa: B007 - only the final Position matters
+        pass
+    return last
+
+
+def _expiry_windows(smap: SourceMap, since: float, now: float) -> str:
+    """A filter for the entries whose expiry (AD's accountExpires) fell between two runs
+    ("" if the source has no expiry rule): they changed without a change of their own."""
+    return "".join(f"(&({rule.attribute}>={epoch_to_filetime(since)})"
+                   f"({rule.attribute}<={epoch_to_filetime(now)}))"
+                   for rule in smap.account_rules if isinstance(rule, ExpiredFiletime))
+
+
+def _expired_since(directory: Directory, smap: SourceMap, since: float, now: float):
+    windows = _expiry_windows(smap, since, now)
+    return directory.read(smap.query(f"(&{smap.filter}(|{windows}))")) if windows else iter(())
 
 
 # -- modifyTimestamp -----------------------------------------------------------------------------

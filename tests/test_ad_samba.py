@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from bridge import config, nesting, sync
 from bridge.account_state import epoch_to_filetime, filetime_to_epoch
-from bridge.directory import in_chain, open_directory
+from bridge.directory import ServerInfo, in_chain, open_directory
 from bridge.dn import dn_key
 from bridge.errors import DirectoryAuthError, DirectoryTLSError
 from bridge.model import PrincipalType, SearchQuery
@@ -286,7 +286,19 @@ def ad_contents(path) -> tuple[list, dict]:
         return principals, {p.id: store.groups_of(p.id) for p in principals}
 
 
-def test_incremental_runs_by_usn_end_where_a_full_sync_does(samba_dc, scratch, tmp_path):
+@pytest.fixture(params=["dirsync", "usn", "usn-ordinary-account"])
+def ad_reader(request, monkeypatch):
+    """How incremental AD runs read: DirSync (the administrator holds the replication
+    right), uSNChanged with tombstones (as on a DC that does not offer DirSync), and an
+    ordinary account (DirSync refused: uSNChanged, and no tombstones to see)."""
+    if request.param == "usn":
+        monkeypatch.setattr(ServerInfo, "supports_dirsync", property(lambda info: False))
+    ordinary = {"bind_dn": "alice@example.test", "bind_password": USER_PASSWORD}
+    return request.param, (ordinary if request.param == "usn-ordinary-account" else {})
+
+
+def test_incremental_runs_end_where_a_full_sync_does(samba_dc, scratch, tmp_path, ad_reader):
+    reader, account = ad_reader
     connection, root = scratch
     for ou in ("People", "Groups", "Elsewhere"):
         connection.add(f"OU={ou},{root}", "organizationalUnit")
@@ -299,8 +311,11 @@ def test_incremental_runs_by_usn_end_where_a_full_sync_does(samba_dc, scratch, t
     soon = epoch_to_filetime(time.time() + 2)
     connection.modify(f"CN=i6,{people}", {"accountExpires": [("MODIFY_REPLACE", [str(soon)])]})
     sources = {"people": {"type": "individual", "base": people}, "groups": {"type": "group", "base": groups}}
-    settings = ad_settings(samba_dc, tmp_path, sources=sources)
+    settings = ad_settings(samba_dc, tmp_path, sources=sources, directory=account)
     assert sync.run(settings).mode == "full"
+    with Store.open(settings.store.path) as store:
+        via = {c.position.get("via", c.reader) for c in store.cursors().values()}
+    assert via == {"usn" if reader.startswith("usn") else "dirsync"}
 
     connection.modify(f"CN=i0,{people}", {"displayName": [("MODIFY_REPLACE", ["Renamed Zero"])]})
     connection.modify_dn(f"CN=i1,{people}", "CN=i1b")                                  # rename
@@ -316,10 +331,10 @@ def test_incremental_runs_by_usn_end_where_a_full_sync_does(samba_dc, scratch, t
     report = sync.run(settings, force=True)
 
     assert report.mode == "incremental"
-    assert {s.reader for s in report.sources.values()} == {"usn"}
+    assert {s.reader for s in report.sources.values()} == {"usn" if reader == "usn" else "dirsync"}
     assert report.sources["people"].read < 8  # only what changed was read
     (tmp_path / "fresh").mkdir()
-    fresh = ad_settings(samba_dc, tmp_path / "fresh", sources=sources)
+    fresh = ad_settings(samba_dc, tmp_path / "fresh", sources=sources, directory=account)
     sync.run(fresh, full=True)
     assert ad_contents(settings.store.path) == ad_contents(fresh.store.path)
     with Store.open(settings.store.path) as store:
@@ -370,7 +385,8 @@ def test_an_account_that_cannot_see_tombstones_still_learns_of_deletions(samba_d
         assert store.ids_of_dns([dn_key(f"CN=t1,{root}")]) == set()
 
 
-def test_a_cursor_from_another_domain_controller_means_a_full_read(samba_dc, scratch, tmp_path):
+def test_a_cursor_from_another_domain_controller_means_a_full_read(samba_dc, scratch, tmp_path, monkeypatch):
+    monkeypatch.setattr(ServerInfo, "supports_dirsync", property(lambda info: False))
     connection, root = scratch
     add_user(connection, f"CN=solo,{root}")
     settings = ad_settings(samba_dc, tmp_path, sources={"people": {"type": "individual", "base": root}})

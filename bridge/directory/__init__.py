@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from ldap3.utils.conv import escape_filter_chars
 
 from bridge.config import Values
-from bridge.directory import syncrepl
+from bridge.directory import dirsync, syncrepl
 from bridge.directory.connection import bind_as, connect, disconnect
 from bridge.directory.rootdse import ROOT_DSE_ATTRIBUTES, ServerInfo, server_info
 from bridge.directory.search import paged_search, read_entry
@@ -56,6 +56,10 @@ class Directory:
     def sync_refresh(self, query: SearchQuery, cookie: bytes | None) -> Iterator[syncrepl.Message]:
         """What changed in ``query`` since ``cookie`` (RFC 4533 refreshOnly), streamed."""
         return syncrepl.refresh(self._connection, self.url, query, cookie, self._settings.time_limit)
+
+    def dirsync(self, query: SearchQuery, cookie: bytes | None) -> Iterator[RawEntry | dirsync.Position]:
+        """What changed in ``query``'s naming context since ``cookie`` (AD DirSync)."""
+        return dirsync.changes(self._connection, self.url, query, cookie, self._settings.time_limit)
 
     def matches(self, dn: str, search_filter: str) -> bool:
         """Whether the entry ``dn`` exists and matches ``search_filter`` (a base search)."""
