@@ -55,6 +55,8 @@ def add_server_nesting(directory: Directory, snapshot: Snapshot, smaps: list[Sou
     pairs = snapshot.member_pairs()
     if not pairs or not server_supports_in_chain(directory, pairs):
         return "client"
+    if snapshot.narrow:  # the groups outside every source are looked for among all groups
+        snapshot.widen()
     outside = snapshot.unresolved_member_refs()
     if not outside:
         return "in-chain"

@@ -179,6 +179,8 @@ def _read_and_apply(run: _Run, plan_only: bool, force: bool, samples: int, incre
                     snapshot.only_present(smap.name)
             if position is not None:
                 cursors[smap.name] = Cursor(reader.name, fingerprint(reader.name, smap), position)
+        if incremental and settings.sync.nested_groups == "auto" and run.directory.info.flavor == "ad":
+            snapshot.widen()  # Active Directory: in-chain memberships are asked for every group
         report.resolution = snapshot.resolve()
         if settings.sync.nested_groups == "auto":
             report.nesting = add_server_nesting(run.directory, snapshot, run.smaps)
@@ -344,6 +346,7 @@ def _run_fields(report: SyncReport, started: float) -> dict:
         detail["unresolved_members"] = report.resolution.unresolved_members
         detail["ambiguous_members"] = report.resolution.ambiguous_members
         detail["duplicates"] = len(report.resolution.duplicates)
+        detail["resolved"] = report.resolution.principals
     return {"started": started, "mode": report.mode, "seen": report.seen,
             "skipped": report.skipped, "warnings": report.warnings, "detail": detail}
 

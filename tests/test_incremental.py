@@ -55,7 +55,7 @@ class Directory:
                                      self.rename_person, self.move_away, self.move_back,
                                      self.delete_person, self.add_member, self.add_member,
                                      self.remove_member, self.posix_member, self.add_group,
-                                     self.delete_group, self.modify_room])
+                                     self.rename_group, self.delete_group, self.modify_room])
         operation()
 
     def _pick(self, dns: set[str]) -> str | None:
@@ -154,6 +154,16 @@ class Directory:
         self.groups.add(ldif.group_dn(cn))
         self.log.append(f"add group {cn}")
 
+    def rename_group(self) -> None:
+        """A group that other groups list by DN takes a new one (they still name the old)."""
+        if not (group := self._pick(self.groups - {ldif.group_dn("staff")})):
+            return
+        cn = f"renamed{self._new_uid()}"
+        self.admin.modify_dn(group, f"cn={cn}", delete_old_dn=True)
+        self.groups.discard(group)
+        self.groups.add(ldif.group_dn(cn))
+        self.log.append(f"rename group {group} -> {cn}")
+
     def delete_group(self) -> None:
         if not (group := self._pick(self.groups - {ldif.group_dn("staff")})):
             return
@@ -175,7 +185,7 @@ def contents(path: str) -> tuple[list, dict]:
         return principals, {p.id: store.groups_of(p.id) for p in principals}
 
 
-@pytest.mark.parametrize("seed", [11, 23])
+@pytest.mark.parametrize("seed", [11, 23, 37, 59])
 def test_incremental_runs_end_where_a_fresh_full_sync_does(server, make_settings, tmp_path, seed):
     settings = make_settings(server)
     assert sync.run(settings).mode == "full"
@@ -213,6 +223,35 @@ def test_an_incremental_run_reads_only_what_changed(server, make_settings):
         assert alice.description == "Audit"
         assert not any(p.login == "user007" for p in store.principals())
     assert "(incremental)" in report.summary()
+
+
+def test_an_incremental_run_resolves_only_the_principals_its_changes_touch(tmp_path, make_settings):
+    """A narrow delta: a changed person alone; a renamed member with the groups that list
+    it and their members; never the whole store (34 principals)."""
+    server = Slapd(tmp_path / "slapd", size_limit=SIZE_LIMIT, syncprov=50)
+    server.load(ldif.standard_directory())
+    server.start()
+    try:
+        settings = make_settings(server)
+        assert sync.run(settings).resolution.principals == 34
+        admin = server.admin()
+        admin.modify(ldif.person_dn("carol"), {"description": [(ldap3.MODIFY_REPLACE, ["Audit"])]})
+        report = sync.run(settings)
+        assert report.mode == "incremental" and report.updated == 1
+        assert report.resolution.principals == 1
+
+        admin.modify_dn(ldif.person_dn("erin"), "uid=erin2", delete_old_dn=True)
+        report = sync.run(settings)
+        # erin; outer, which lists her by DN, and posix, by login, with their members
+        # (inner, bob); inner comes as a member and keeps its stored members
+        assert report.resolution.principals == 5
+        with Store.open(settings.store.path) as store:
+            erin = next(p for p in store.principals() if p.dn.startswith("uid=erin2,"))
+            outer = next(p for p in store.principals() if p.name == "outer")
+            assert erin.id not in outer.members and outer.id not in erin.member_of
+            assert store.runs(1)[0].detail["resolved"] == 5
+    finally:
+        server.cleanup()
 
 
 def test_a_server_restored_to_an_older_state_means_a_full_read(tmp_path, make_settings):

@@ -127,7 +127,13 @@ _CURSORS = """
     );
 """
 
-MIGRATIONS = (*MIGRATIONS, _view, _notifications, _lookups_and_horizons, _CURSORS)
+_DELTA_LOOKUPS = """
+    -- 6: what an incremental run looks up: the groups that name a key, a run's changes
+    CREATE INDEX member_refs_ref ON member_refs (ref, kind);
+    CREATE INDEX changes_run ON changes (run_id);
+"""
+
+MIGRATIONS = (*MIGRATIONS, _view, _notifications, _lookups_and_horizons, _CURSORS, _DELTA_LOOKUPS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

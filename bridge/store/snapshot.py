@@ -31,6 +31,8 @@ _RECORD_JSON = "json_object(" + ", ".join(
 _CREATED = "FROM temp.stage s LEFT JOIN principals p ON p.id = s.id WHERE p.id IS NULL"
 _UPDATED = "FROM temp.stage s JOIN principals p ON p.id = s.id WHERE p.hash != s.hash"
 _DESTROYED = "FROM principals p LEFT JOIN temp.stage s ON s.id = p.id WHERE s.id IS NULL"
+# a delta: what it staged, and what it removed (every other stored principal is unchanged)
+_DESTROYED_BY_DELTA = "FROM temp.stage_gone g CROSS JOIN principals p ON p.id = g.id"  # gone first
 _KINDS = ("created", "updated", "destroyed")
 
 
@@ -107,6 +109,17 @@ class Snapshot:
         """Of ``source``, keep only the stored principals named present or staged."""
         self._staging.only_present(source)
 
+    def widen(self) -> None:
+        """Resolve this delta against the whole store, not only what it touches (see
+        neighbourhood.py); resolved again if it was already."""
+        with sql_errors("widening the snapshot"):
+            self._staging.widen()
+        self._resolved = None
+
+    @property
+    def narrow(self) -> bool:
+        return self._staging.narrow
+
     def resolve(self) -> Resolution:
         """Resolve memberships and hash every record; idempotent."""
         if self._resolved is None:
@@ -138,7 +151,7 @@ class Snapshot:
         """The diff against the store, with up to ``samples`` examples per kind."""
         self.resolve()
         with sql_errors("computing the diff"):
-            return _plan(self._db, samples)
+            return _plan(self._db, samples, self._staging.complete)
 
     def apply(self, check: Callable[[Plan], None], run: dict, retention: float = 0,
               samples: int = 10, cursors: dict[str, Cursor] | None = None) -> Applied:
@@ -149,18 +162,26 @@ class Snapshot:
         ``cursors`` replace every source's stored cursor (None keeps them as they are)."""
         self.resolve()
         with sql_errors("applying the snapshot"), write_transaction(self._db):
-            plan = _plan(self._db, samples)
+            complete = self._staging.complete
+            plan = _plan(self._db, samples, complete)
             check(plan)
             run_id = _insert_run(self._db, run)
+            narrow = self._staging.narrow and not self._chained
+            if narrow:
+                _mark_regrouped(self._db)
             if plan.changed:
-                _write_changes(self._db, run_id)
+                _write_changes(self._db, run_id, complete)
                 log.set_modseq(self._db, log.PRINCIPAL, _last_modseq(self._db))
                 view.refresh(self._db, "p.id IN (SELECT record_id FROM changes WHERE run_id = ?)",
-                             [run_id])
-            _store_member_refs(self._db)
+                             [run_id], drop_gone=False)
+                view.drop(self._db, "SELECT record_id FROM changes WHERE run_id = ? AND kind = 'destroyed'",
+                          [run_id])
+            _store_member_refs(self._db, complete)
             if cursors is not None:
                 _store_cursors(self._db, cursors)
-            if plan.changed or self._chained:
+            if narrow:
+                _update_effective_members(self._db)
+            elif plan.changed or self._chained:
                 _recompute_effective_members(self._db, self._chained)
             if retention:
                 log.prune(self._db, utc_now(time.time() - retention))
@@ -173,25 +194,30 @@ class Snapshot:
             self._staging.close()
 
 
-def _plan(db: sqlite_utils.Database, samples: int) -> Plan:
+def _plan(db: sqlite_utils.Database, samples: int, complete: bool) -> Plan:
     plan = Plan()
+    destroyed = _DESTROYED if complete else _DESTROYED_BY_DELTA
 
     def count(sql: str, attribute: str) -> None:
         for source, number in db.execute(sql).fetchall():
             setattr(plan.sources.setdefault(source, SourceDiff()), attribute, number)
 
     count("SELECT source, count(*) FROM principals GROUP BY source", "previous")
-    count("SELECT source, count(*) FROM temp.stage GROUP BY source", "staged")
     count(f"SELECT s.source, count(*) {_CREATED} GROUP BY s.source", "created")
     count(f"SELECT s.source, count(*) {_UPDATED} GROUP BY s.source", "updated")
-    count(f"SELECT p.source, count(*) {_DESTROYED} GROUP BY p.source", "destroyed")
+    count(f"SELECT p.source, count(*) {destroyed} GROUP BY p.source", "destroyed")
+    if complete:
+        count("SELECT source, count(*) FROM temp.stage GROUP BY source", "staged")
+    else:  # what a complete snapshot would have staged
+        for diff in plan.sources.values():
+            diff.staged = diff.previous + diff.created - diff.destroyed
     plan.samples = {
         "created": [Sample("created", *row) for row in db.execute(
             f"SELECT s.id, s.dn, s.source {_CREATED} ORDER BY s.id LIMIT ?", [samples])],
         "updated": [Sample("updated", new["id"], new["dn"], new["source"], tuple(field_changes(old, new)))
                     for old, new in _updated_pairs(db, samples)],
         "destroyed": [Sample("destroyed", *row) for row in db.execute(
-            f"SELECT p.id, p.dn, p.source {_DESTROYED} ORDER BY p.id LIMIT ?", [samples])],
+            f"SELECT p.id, p.dn, p.source {destroyed} ORDER BY p.id LIMIT ?", [samples])],
     }
     return plan
 
@@ -207,7 +233,7 @@ def _updated_pairs(db: sqlite_utils.Database, limit: int = -1) -> Iterator[tuple
                    dict(zip(COLUMNS, row[width:], strict=True)))
 
 
-def _write_changes(db: sqlite_utils.Database, run_id: int) -> None:
+def _write_changes(db: sqlite_utils.Database, run_id: int, complete: bool) -> None:
     now = utc_now()
     db.execute(f"""INSERT INTO changes (type, record_id, kind, run_id, at, dn_key, detail)
         SELECT 'Principal', s.id, 'created', ?, ?, s.dn_key, {_record_json('s')}
@@ -226,10 +252,12 @@ def _write_changes(db: sqlite_utils.Database, run_id: int) -> None:
     db.execute(f"""UPDATE principals SET {assignments}, modseq = c.modseq
         FROM temp.stage s JOIN changes c ON c.record_id = s.id AND c.run_id = ?
         WHERE s.id = principals.id AND c.kind = 'updated'""", [run_id])
+    destroyed = _DESTROYED if complete else _DESTROYED_BY_DELTA
     db.execute(f"""INSERT INTO changes (type, record_id, kind, run_id, at, dn_key, detail)
         SELECT 'Principal', p.id, 'destroyed', ?, ?, p.dn_key, {_record_json('p')}
-        {_DESTROYED} ORDER BY p.id""", [run_id, now])
-    db.execute("DELETE FROM principals WHERE id NOT IN (SELECT id FROM temp.stage)")
+        {destroyed} ORDER BY p.id""", [run_id, now])
+    db.execute("DELETE FROM principals WHERE id IN (SELECT record_id FROM changes "
+               "WHERE run_id = ? AND kind = 'destroyed')", [run_id])
 
 
 def _insert_updates(db: sqlite_utils.Database, batch: list[tuple]) -> None:
@@ -243,12 +271,48 @@ def _last_modseq(db: sqlite_utils.Database) -> int:
     return row[0] if row else 0
 
 
-def _store_member_refs(db: sqlite_utils.Database) -> None:
+def _store_member_refs(db: sqlite_utils.Database, complete: bool) -> None:
     """Keep every group's member references as the directory gave them (normalised), so
-    that a later delta can re-resolve unchanged groups against new or deleted entries."""
-    db.execute("DELETE FROM member_refs")
+    that a later delta can re-resolve unchanged groups against new or deleted entries.
+    A delta replaces those of the groups it resolved again and of the principals gone."""
+    if complete:
+        db.execute("DELETE FROM member_refs")
+    else:
+        db.execute("""DELETE FROM member_refs WHERE group_id IN (
+            SELECT id FROM temp.stage WHERE origin IS NOT 'target'
+            UNION ALL SELECT id FROM temp.stage_gone)""")
     db.execute("""INSERT INTO member_refs (group_id, kind, ref)
-        SELECT s.id, r.kind, r.ref FROM temp.stage_refs r JOIN temp.stage s ON s.seq = r.seq""")
+        SELECT s.id, r.kind, r.ref FROM temp.stage_refs r JOIN temp.stage s ON s.seq = r.seq
+        WHERE s.origin IS NOT 'target'""")
+
+
+def _mark_regrouped(db: sqlite_utils.Database) -> None:
+    """Before a narrow delta is written: the principals whose direct members change (or
+    that are gone), and every stored group that contains one of them, at any depth."""
+    db.execute("DROP TABLE IF EXISTS temp.regrouped")
+    db.execute("""CREATE TEMP TABLE regrouped AS
+        SELECT s.id FROM temp.stage s LEFT JOIN principals p ON p.id = s.id
+        WHERE s.origin IS NOT 'target' AND (p.id IS NULL OR p.members != s.members)
+        UNION SELECT id FROM temp.stage_gone""")
+    db.execute("""INSERT INTO temp.regrouped SELECT DISTINCT group_id FROM effective_members
+        WHERE member_id IN (SELECT id FROM temp.regrouped)
+          AND group_id NOT IN (SELECT id FROM temp.regrouped)""")
+
+
+def _update_effective_members(db: sqlite_utils.Database) -> None:
+    """After a narrow delta is written: the closure of the groups ``_mark_regrouped``
+    found, computed again from the stored direct members; every other group's is as it was
+    (none of its members, at any depth, changed)."""
+    db.execute("""DELETE FROM effective_members WHERE group_id IN (SELECT id FROM temp.regrouped)
+        OR member_id IN (SELECT id FROM temp.stage_gone)""")
+    db.execute("""INSERT INTO effective_members (group_id, member_id)
+        WITH RECURSIVE closure (g, m) AS (
+            SELECT p.id, j.value FROM principals p, json_each(p.members) j
+            WHERE p.id IN (SELECT id FROM temp.regrouped)
+            UNION
+            SELECT c.g, j.value FROM closure c JOIN principals p ON p.id = c.m, json_each(p.members) j)
+        SELECT g, m FROM closure WHERE g != m""")
+    db.execute("DROP TABLE temp.regrouped")
 
 
 def _recompute_effective_members(db: sqlite_utils.Database, chained: bool = False) -> None:

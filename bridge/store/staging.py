@@ -2,10 +2,12 @@
 then resolve member references, fill ``members`` / ``member_of`` and hash every record.
 
 A complete read stages every entry. A delta (what an incremental reader delivers: some
-entries and some deletions) is completed from the store before resolving: every stored
-principal the delta neither replaced nor deleted is copied in with its stored member
-references. Either way the diff that follows sees one whole snapshot, so full and
-incremental runs go through the same diff and produce the same store.
+entries and some deletions) is completed from the store before resolving
+(neighbourhood.py): narrowly, with the stored principals whose members or member_of it may
+change, or widely, with every stored principal it neither replaced nor deleted. Either way
+each staged row ends as a whole snapshot would have it, and the diff treats every stored
+principal neither staged nor gone as unchanged, so full and incremental runs produce the
+same store; a narrow delta costs what it touches, not what the store holds.
 
 A deletion may be scoped to one source (it then never touches another source's entries),
 and a source may instead name the entries still present (a present phase, or an
@@ -14,12 +16,12 @@ identifier enumeration): then only those of its stored principals are carried ov
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import sqlite_utils
 
 from bridge.model import RECORD_FIELDS, MappedEntry
+from bridge.store import neighbourhood
 from bridge.store.records import COLUMNS, record_hash, to_row
 
 BATCH = 2000
@@ -32,6 +34,7 @@ class Resolution:
     duplicates: tuple[str, ...]  # DNs dropped because an earlier source had the same id
     unresolved_members: int  # member values that name no principal
     ambiguous_members: int  # memberUid values that name several individuals (first id wins)
+    principals: int = 0  # resolved: all of a complete read, what a narrow delta touches
 
 
 def _casefold(text: str | None) -> str | None:
@@ -45,6 +48,8 @@ class Staging:
     def __init__(self, db: sqlite_utils.Database, complete: bool) -> None:
         self._db = db
         self.complete = complete
+        self.narrow = not complete  # a delta completed with only what it touches
+        self._read_seq: int | None = None  # the last staged entry read, once resolved
         self._rows: list[tuple] = []
         self._refs: list[tuple] = []
         self._deleted: list[tuple] = []
@@ -53,7 +58,7 @@ class Staging:
         self._seq = 0
         self.close()
         db.execute(f"CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, {', '.join(_STAGE_COLUMNS)}, "
-                   "hash TEXT)")
+                   "hash TEXT, origin TEXT)")  # origin: NULL (read), or see neighbourhood.py
         db.execute("CREATE TEMP TABLE stage_refs (seq INTEGER, kind TEXT, ref TEXT)")
         db.execute("CREATE TEMP TABLE stage_deleted (seq INTEGER, id TEXT, source TEXT)")
         db.execute("CREATE TEMP TABLE stage_present (source TEXT, id TEXT, PRIMARY KEY (source, id)) "
@@ -106,6 +111,21 @@ class Staging:
         self._deleted.clear()
         self._present.clear()
 
+    def widen(self) -> None:
+        """Complete this delta with the whole store rather than what it touches (before or
+        after resolving: a resolved narrow completion is undone, to be resolved again)."""
+        if not self.narrow:
+            return
+        self.narrow = False
+        if self._read_seq is not None:
+            for table in ("stage_edges", "stage_chain", "stage_gone", "stage_keys"):
+                self._db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            for index in ("stage_id", "stage_dn_key", "stage_login", "stage_refs_seq"):
+                self._db.execute(f"DROP INDEX IF EXISTS temp.{index}")
+            self._db.execute("DELETE FROM temp.stage WHERE seq > ?", [self._read_seq])
+            self._db.execute("DELETE FROM temp.stage_refs WHERE seq > ?", [self._read_seq])
+            self._read_seq = None
+
     def resolve(self) -> Resolution:
         self.flush()
         db = self._db
@@ -115,9 +135,11 @@ class Staging:
         if duplicates:
             db.execute("DELETE FROM temp.stage WHERE seq NOT IN "
                        "(SELECT min(seq) FROM temp.stage GROUP BY id)")
+        self._read_seq = db.execute("SELECT coalesce(max(seq), 0) FROM temp.stage").fetchone()[0]
         if not self.complete:
             self._complete_from_store()
-        db.execute("CREATE UNIQUE INDEX temp.stage_id ON stage (id)")
+        else:
+            db.execute("CREATE UNIQUE INDEX temp.stage_id ON stage (id)")
         db.execute("CREATE INDEX temp.stage_dn_key ON stage (dn_key)")
         db.execute("CREATE INDEX temp.stage_login ON stage (login_key, id) WHERE type = 'individual'")
         db.execute("CREATE INDEX temp.stage_refs_seq ON stage_refs (seq)")
@@ -129,13 +151,19 @@ class Staging:
                    ELSE (SELECT count(*) FROM temp.stage m
                          WHERE m.type = 'individual' AND m.login_key = r.ref) END AS matches
                  FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq)""").fetchone()
-        db.execute("""UPDATE temp.stage SET
-            members = (SELECT json_group_array(member_id) FROM
-                (SELECT member_id FROM temp.stage_edges e WHERE e.group_id = stage.id ORDER BY member_id)),
-            member_of = (SELECT json_group_array(group_id) FROM
-                (SELECT group_id FROM temp.stage_edges e WHERE e.member_id = stage.id ORDER BY group_id))""")
-        db.execute(f"UPDATE temp.stage SET hash = record_hash({_FIELDS})")
-        return Resolution(duplicates, unresolved, ambiguous)
+        # a target row's references were not read again: its members stay as stored
+        db.execute("""UPDATE temp.stage SET members = (SELECT json_group_array(member_id) FROM
+                (SELECT member_id FROM temp.stage_edges e WHERE e.group_id = stage.id ORDER BY member_id))
+            WHERE origin IS NOT 'target'""")
+        member_of = neighbourhood.NARROW_MEMBER_OF if self.narrow else """(SELECT json_group_array(group_id)
+            FROM (SELECT group_id FROM temp.stage_edges e WHERE e.member_id = stage.id ORDER BY group_id))"""
+        db.execute(f"UPDATE temp.stage SET member_of = {member_of}")
+        # a row carried over from the store keeps its hash unless its memberships moved
+        db.execute(f"""UPDATE temp.stage SET hash = record_hash({_FIELDS}) WHERE hash IS NULL
+            OR NOT EXISTS (SELECT 1 FROM principals p WHERE p.id = stage.id
+                           AND p.members = stage.members AND p.member_of = stage.member_of)""")
+        staged = db.execute("SELECT count(*) FROM temp.stage").fetchone()[0]
+        return Resolution(duplicates, unresolved, ambiguous, staged)
 
     def unresolved_member_refs(self) -> dict[str, list[str]]:
         """DN member references that name nothing staged (a member outside every source,
@@ -166,26 +194,20 @@ class Staging:
             AND EXISTS (SELECT 1 FROM temp.stage WHERE id = ?2)""", edges)
 
     def _complete_from_store(self) -> None:
-        """Turn a delta into a whole snapshot: drop staged entries a later deletion removed,
-        then copy in every stored principal the delta did not touch (nor, for a source
-        that named its present entries, leave out), with its references."""
+        """Turn a delta into a snapshot: drop staged entries a later deletion removed, mark
+        the stored principals that are gone, and copy in the rest of the store (wide) or
+        what the delta touches (narrow)."""
         db = self._db
-        scoped = "(d.source IS NULL OR d.source = {t}.source)"
         db.execute("DELETE FROM temp.stage WHERE EXISTS (SELECT 1 FROM temp.stage_deleted d "
-                   f"WHERE d.id = stage.id AND d.seq > stage.seq AND {scoped.format(t='stage')})")
-        last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM temp.stage").fetchone()[0]
-        db.execute(f"""INSERT INTO temp.stage ({', '.join(_STAGE_COLUMNS)})
-            SELECT {', '.join('p.' + c for c in COLUMNS)}, casefold(p.login) FROM principals p
-            WHERE p.id NOT IN (SELECT id FROM temp.stage)
-              AND NOT EXISTS (SELECT 1 FROM temp.stage_deleted d WHERE d.id = p.id
-                              AND {scoped.format(t='p')})
-              AND (p.source NOT IN (SELECT value FROM json_each(?))
-                   OR EXISTS (SELECT 1 FROM temp.stage_present s
-                              WHERE s.source = p.source AND s.id = p.id))""",
-                   [json.dumps(sorted(self._present_sources))])
-        db.execute("""INSERT INTO temp.stage_refs (seq, kind, ref)
-            SELECT s.seq, r.kind, r.ref FROM member_refs r JOIN temp.stage s ON s.id = r.group_id
-            WHERE s.seq > ?""", [last_seq])
+                   "WHERE d.id = stage.id AND d.seq > stage.seq "
+                   "AND (d.source IS NULL OR d.source = stage.source))")
+        db.execute("CREATE UNIQUE INDEX temp.stage_id ON stage (id)")
+        neighbourhood.mark_gone(db, self._present_sources)
+        columns = ", ".join(_STAGE_COLUMNS)
+        if self.narrow:
+            neighbourhood.carry_touched(db, columns)
+        else:
+            neighbourhood.carry_rest(db, columns)
 
     def _resolve_edges(self) -> None:
         """Direct memberships as (group, member) ids: DN references by DN key, memberUid by
@@ -206,5 +228,5 @@ class Staging:
 
     def close(self) -> None:
         for table in ("stage", "stage_refs", "stage_deleted", "stage_present", "stage_edges",
-                      "stage_chain"):
+                      "stage_chain", "stage_gone", "stage_keys"):
             self._db.execute(f"DROP TABLE IF EXISTS temp.{table}")

@@ -117,6 +117,11 @@ def refresh(db: Any, where: str = "", params: list | tuple = (), drop_gone: bool
         db.execute("DELETE FROM principal_view WHERE id NOT IN (SELECT id FROM principals)")
 
 
+def drop(db: Any, ids_sql: str, params: list | tuple = ()) -> None:
+    """Drop the view rows of the principals ``ids_sql`` selects (ids that are gone)."""
+    db.execute(f"DELETE FROM principal_view WHERE id IN ({ids_sql})", list(params))
+
+
 def overrides_of(db: Any, ids: list[str]) -> dict[str, dict[str, str | None]]:
     found: dict[str, dict[str, str | None]] = {pid: {} for pid in ids}
     rows = db.execute("SELECT principal_id, field, value FROM overrides WHERE principal_id IN "
