@@ -89,7 +89,9 @@ def records_with_dn(db: sqlite_utils.Database, dn_key: str) -> list[str]:
 def prune(db: sqlite_utils.Database, before: str) -> int:
     """Drop change rows older than ``before`` (an ISO time), always a prefix of the log,
     and remember the horizon. Returns the number of rows dropped."""
-    horizon = db.execute("SELECT max(modseq) FROM changes WHERE at < ?", [before]).fetchone()[0]
+    # by the time index: max() alone would walk the log back from its newest row
+    horizon = db.execute("SELECT max(modseq) FROM changes INDEXED BY changes_at WHERE at < ?",
+                         [before]).fetchone()[0]
     if not horizon:
         return 0
     db.execute(f"""INSERT INTO pruned (scope, modseq)

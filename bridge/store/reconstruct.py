@@ -65,8 +65,9 @@ def states_at(db: Any, ids: list[str], modseq: int) -> dict[str, Principal | Non
     overrides = overrides_of(db, ids)
     rows: dict[str, list[tuple[str, dict]]] = {pid: [] for pid in ids}
     for record_id, kind, detail in db.execute(
-            "SELECT record_id, kind, detail FROM changes WHERE type = 'Principal' AND modseq > ? "
-            "AND record_id IN (SELECT value FROM json_each(?)) ORDER BY modseq",
+            # scope IS NULL: the (type, scope, modseq) index then reads only rows after modseq
+            "SELECT record_id, kind, detail FROM changes WHERE type = 'Principal' AND scope IS NULL "
+            "AND modseq > ? AND record_id IN (SELECT value FROM json_each(?)) ORDER BY modseq",
             [modseq, json.dumps(ids)]).fetchall():
         rows[record_id].append((kind, json.loads(detail)))
     result = {}
