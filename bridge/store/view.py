@@ -142,14 +142,15 @@ _SORT_COLUMNS = {
 }
 
 
-def where_sql(condition: Filter | None, params: list) -> str:
+def where_sql(condition: Filter | None, params: list, indexed: bool = True) -> str:
     """SQL over ``principal_view v`` that is true exactly where query.matches is; every
-    atom is 0 or 1, never NULL, so NOT agrees with Python's ``not``."""
+    atom is 0 or 1, never NULL, so NOT agrees with Python's ``not``. ``indexed=False``
+    tests text conditions row by row instead of asking the trigram index."""
     match condition:
         case None:
             return "1"
         case Contains(field, value):
-            return _contains(field, value, params)
+            return _contains(field, value, params, indexed)
         case Equals(field, value):
             params.append(value)
             return f"v.{field} IS ?"  # IS: a null column is false, not NULL
@@ -164,12 +165,12 @@ def where_sql(condition: Filter | None, params: list) -> str:
             params.extend([template, json.dumps(sorted(account_ids))])
             return (f"({own}coalesce(account_id(?, v.id, v.login) IN "
                     "(SELECT value FROM json_each(?)), 0))")
-        case Operator("OR", conditions) if conditions and all(_indexed(c) for c in conditions):
+        case Operator("OR", conditions) if indexed and conditions and all(_indexed(c) for c in conditions):
             # one IN over a UNION of index lookups; "IN (...) OR IN (...)" scans every row
             subqueries = [_trigram_subquery(c, params) for c in conditions]
             return f"v.num IN ({' UNION '.join(subqueries)})"
         case Operator(op, conditions):
-            parts = [where_sql(c, params) for c in conditions]
+            parts = [where_sql(c, params, indexed) for c in conditions]
             if op == "AND":
                 return "(" + (" AND ".join(parts) or "1") + ")"
             either = "(" + (" OR ".join(parts) or "0") + ")"
@@ -195,8 +196,8 @@ def _trigram_subquery(condition: Contains, params: list) -> str:
     return f"SELECT rowid FROM principal_text WHERE {column} GLOB ?"
 
 
-def _contains(field: str, value: str, params: list) -> str:
-    if _indexed(Contains(field, value)):
+def _contains(field: str, value: str, params: list, indexed: bool = True) -> str:
+    if indexed and _indexed(Contains(field, value)):
         return f"v.num IN ({_trigram_subquery(Contains(field, value), params)})"
     columns = _columns(field, value)
     params.extend([value] * len(columns))
@@ -218,8 +219,20 @@ def order_sql(keys: tuple[SortKey, ...]) -> str:
     return ", ".join([*terms, "v.id ASC"])
 
 
+#: a first page is looked for among the first rows in sort order before the trigram index
+#: is asked for every match: a common name matches thousands of rows, which the index
+#: returns unordered, while its first matches in order are near the top
+PROBE_ROWS = 2000
+PROBE_PAGE = 200
+
+
 def query_ids(db: Any, condition: Filter | None, keys: tuple[SortKey, ...], visible: str,
               offset: int = 0, limit: int | None = None) -> list[str]:
+    if limit is not None and offset + limit <= PROBE_PAGE and _index_ordered(keys) \
+            and _uses_text_index(condition):
+        found = _probe(db, condition, keys, visible, offset + limit)
+        if found is not None:
+            return found[offset:]
     params: list = []
     where = where_sql(condition, params)
     sql = f"SELECT v.id FROM principal_view v WHERE {visible} AND {where} ORDER BY {order_sql(keys)}"
@@ -227,6 +240,40 @@ def query_ids(db: Any, condition: Filter | None, keys: tuple[SortKey, ...], visi
         sql += " LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
     return [row[0] for row in db.execute(sql, params).fetchall()]
+
+
+def _probe(db: Any, condition: Filter | None, keys: tuple[SortKey, ...], visible: str,
+           wanted: int) -> list[str] | None:
+    """The first ``wanted`` matches in order if they lie within the first PROBE_ROWS rows
+    in that order (then no row before them was left out), else None. The scan walks the
+    order's index and stops at the last match wanted."""
+    columns = _INDEX_ORDERS[keys]
+    order = order_sql(keys)
+    bound = db.execute(f"SELECT {', '.join(columns)} FROM principal_view v ORDER BY {order} "
+                       "LIMIT 1 OFFSET ?", [PROBE_ROWS - 1]).fetchone()
+    params: list = [*bound] if bound else []
+    within = f"({', '.join(columns)}) <= ({', '.join('?' * len(columns))}) AND " if bound else ""
+    where = where_sql(condition, params, indexed=False)
+    ids = [row[0] for row in db.execute(
+        f"SELECT v.id FROM principal_view v WHERE {within}{visible} AND {where} ORDER BY {order} LIMIT ?",
+        [*params, wanted]).fetchall()]
+    return ids if len(ids) == wanted or bound is None else None
+
+
+#: the orders an index of principal_view gives, with the columns it is ordered by
+_INDEX_ORDERS = {(): ("v.id",), (SortKey("name", True, "i;unicode-casemap"),): ("v.name_key", "v.id")}
+
+
+def _index_ordered(keys: tuple[SortKey, ...]) -> bool:
+    return keys in _INDEX_ORDERS
+
+
+def _uses_text_index(condition: Filter | None) -> bool:
+    if isinstance(condition, Contains):
+        return _indexed(condition)
+    if isinstance(condition, Operator):
+        return any(_uses_text_index(c) for c in condition.conditions)
+    return False
 
 
 def count(db: Any, condition: Filter | None, visible: str) -> int:
