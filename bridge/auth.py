@@ -101,6 +101,13 @@ class Authenticator:
         self._per_address = Throttle(window, 10 * limit)
         self._tokens = load_tokens(settings.server.token_file) if settings.server.token_file else {}
 
+    @staticmethod
+    def may_block(authorization: str | None) -> bool:
+        """Whether authenticating this header may wait on the directory (HTTP Basic: an
+        LDAP bind); a bearer token is a hash and a comparison."""
+        scheme, _, credentials = (authorization or "").partition(" ")
+        return not (scheme.lower() == "bearer" and credentials.strip())
+
     def authenticate(self, authorization: str | None, remote: str = "", scope: str = "jmap") -> Caller:
         """The caller of a request needing ``scope``: jmap (the API, users and tokens) or
         notify (share-event ingestion, tokens only)."""

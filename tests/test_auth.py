@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bridge import sync
-from bridge.auth import load_tokens
+from bridge.auth import Authenticator, load_tokens
 from bridge.errors import ConfigError
 from bridge.web import create_app
 from tests.support import ldif
@@ -231,3 +231,13 @@ def test_behind_a_trusted_proxy_lockouts_follow_the_forwarded_address(slapd, mak
 
     assert [attempt("203.0.113.66", "wrong") for _ in range(3)] == [401, 401, 429]
     assert attempt("203.0.113.7", ldif.PASSWORDS["alice"]) == 200  # another client of the proxy
+
+
+def test_only_http_basic_may_wait_on_the_directory():
+    """The web layer authenticates bearer tokens on the event loop (a hash and a compare)
+    and hands everything else, which may bind to LDAP, to a worker thread."""
+    assert not Authenticator.may_block("Bearer some-token")
+    assert not Authenticator.may_block("bearer some-token")
+    assert Authenticator.may_block("Basic YWxpY2U6c2VjcmV0")
+    assert Authenticator.may_block("Bearer ")
+    assert Authenticator.may_block(None)
