@@ -184,6 +184,7 @@ def _read_and_apply(run: _Run, plan_only: bool, force: bool, samples: int, incre
         report.resolution = snapshot.resolve()
         if settings.sync.nested_groups == "auto":
             report.nesting = add_server_nesting(run.directory, snapshot, run.smaps)
+            report.resolution = snapshot.resolve()  # resolved again if nesting widened it
         _tally(report)
         configured = [source.name for source in settings.sources]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -371,3 +372,66 @@ def test_read_only_commands_open_paths_with_uri_characters(tmp_path):
 
     with Store.open(str(path), readonly=True) as store:
         assert store.state() == state and not store.ephemeral
+
+
+# -- a delta completed with what it touches (neighbourhood.py) ------------------------------
+
+def renamed(entry: MappedEntry, dn: str) -> MappedEntry:
+    return MappedEntry(replace(entry.principal, dn=dn, dn_key=dn), entry.member_refs)
+
+
+def in_source(entry: MappedEntry, source: str) -> MappedEntry:
+    return MappedEntry(replace(entry.principal, source=source), entry.member_refs)
+
+
+def test_a_dropped_duplicate_leaves_no_references_to_a_row_carried_in(tmp_path):
+    """The last staged row, a duplicate from an overlapping source, is dropped; the first
+    row carried in from the store must not take its seq's member references."""
+    a, b = person(IDS[0]), person(IDS[1])
+    g, h = group(IDS[2], [IDS[1]]), group(IDS[3], [IDS[0]])
+    entries = [a, b, g, h, in_source(g, "allgroups"), in_source(h, "allgroups")]
+    with Store.open(str(tmp_path / "delta.db")) as store, Store.open(str(tmp_path / "fresh.db")) as fresh:
+        apply(store, entries)
+        moved = renamed(a, "uid=moved,dc=x")  # h, listing a's old DN, is carried in
+        apply_delta(store, [moved, g, in_source(g, "allgroups")], [])
+        apply(fresh, [moved, b, g, h, in_source(g, "allgroups"), in_source(h, "allgroups")])
+        assert records(store) == records(fresh)
+        refs = "SELECT group_id, kind, ref FROM member_refs ORDER BY 1, 2, 3"
+        assert store._db.execute(refs).fetchall() == fresh._db.execute(refs).fetchall()
+
+
+def test_a_delta_that_moves_an_entry_between_sources_counts_it_where_it_went(store):
+    room = MappedEntry(Principal(id=IDS[4], source="rooms", type=PrincipalType.LOCATION,
+                                 dn="cn=r,dc=x", dn_key="cn=r,dc=x", name="Room"))
+    apply(store, [person(IDS[0]), room])
+    with store.snapshot(complete=False) as delta:
+        delta.add(in_source(room, "people"))
+        sources = delta.plan().sources
+    assert (sources["people"].previous, sources["people"].staged) == (1, 2)
+    assert (sources["rooms"].previous, sources["rooms"].staged) == (1, 0)
+
+
+def test_a_narrow_delta_offers_stored_memberships_to_probe_in_chain_and_keeps_them_widened(tmp_path):
+    """G lists X, a group outside every source holding a and b; the server's in-chain
+    answer gave G both. A delta deleting a stages no membership, yet the in-chain probe
+    gets stored pairs, and the widened delta keeps G's effective member b."""
+    a, b = person(IDS[0]), person(IDS[1])
+    g = MappedEntry(group(IDS[2], []).principal, (MemberRef("dn", "cn=x,ou=elsewhere"),))
+    with Store.open(str(tmp_path / "delta.db")) as store:
+        with store.snapshot() as snapshot:
+            for entry in (a, b, g):
+                snapshot.add(entry)
+            snapshot.add_chain_edges([(IDS[2], IDS[0]), (IDS[2], IDS[1])])
+            snapshot.apply(lambda plan: None, {"started": time.time(), "mode": "full", "seen": 3,
+                                               "skipped": 0, "warnings": 0})
+        assert store.groups_of(IDS[1]) == {IDS[2]}
+        with store.snapshot(complete=False) as snapshot:
+            snapshot.delete(IDS[0], "people")
+            assert snapshot.narrow and snapshot.member_pairs() == [(g.principal.dn, "cn=x,ou=elsewhere")]
+            snapshot.widen()  # as nesting.add_server_nesting does when the server says yes
+            assert not snapshot.narrow
+            snapshot.add_chain_edges([(IDS[2], IDS[1])])
+            snapshot.apply(lambda plan: None, {"started": time.time(), "mode": "incremental",
+                                               "seen": 0, "skipped": 0, "warnings": 0})
+        assert store.groups_of(IDS[1]) == {IDS[2]}
+        assert store.principal(IDS[0]) is None

@@ -208,9 +208,16 @@ def _plan(db: sqlite_utils.Database, samples: int, complete: bool) -> Plan:
     count(f"SELECT p.source, count(*) {destroyed} GROUP BY p.source", "destroyed")
     if complete:
         count("SELECT source, count(*) FROM temp.stage GROUP BY source", "staged")
-    else:  # what a complete snapshot would have staged
-        for diff in plan.sources.values():
-            diff.staged = diff.previous + diff.created - diff.destroyed
+    else:  # what a complete snapshot would have staged: the store, with what came and went
+        arrived = dict(db.execute("""SELECT s.source, count(*) FROM temp.stage s
+            LEFT JOIN principals p ON p.id = s.id WHERE p.id IS NULL OR p.source != s.source
+            GROUP BY s.source""").fetchall())
+        left = dict(db.execute("""SELECT p.source, count(*) FROM temp.stage s
+            JOIN principals p ON p.id = s.id WHERE p.source != s.source GROUP BY p.source""").fetchall())
+        for source in {*arrived, *left}:
+            plan.sources.setdefault(source, SourceDiff())
+        for source, diff in plan.sources.items():
+            diff.staged = diff.previous + arrived.get(source, 0) - left.get(source, 0) - diff.destroyed
     plan.samples = {
         "created": [Sample("created", *row) for row in db.execute(
             f"SELECT s.id, s.dn, s.source {_CREATED} ORDER BY s.id LIMIT ?", [samples])],

@@ -35,6 +35,7 @@ class Resolution:
     unresolved_members: int  # member values that name no principal
     ambiguous_members: int  # memberUid values that name several individuals (first id wins)
     principals: int = 0  # resolved: all of a complete read, what a narrow delta touches
+    # (a narrow delta counts unresolved and ambiguous members of the groups it resolved)
 
 
 def _casefold(text: str | None) -> str | None:
@@ -49,7 +50,7 @@ class Staging:
         self._db = db
         self.complete = complete
         self.narrow = not complete  # a delta completed with only what it touches
-        self._read_seq: int | None = None  # the last staged entry read, once resolved
+        self._resolved = False
         self._rows: list[tuple] = []
         self._refs: list[tuple] = []
         self._deleted: list[tuple] = []
@@ -117,14 +118,15 @@ class Staging:
         if not self.narrow:
             return
         self.narrow = False
-        if self._read_seq is not None:
+        if self._resolved:
             for table in ("stage_edges", "stage_chain", "stage_gone", "stage_keys"):
                 self._db.execute(f"DROP TABLE IF EXISTS temp.{table}")
             for index in ("stage_id", "stage_dn_key", "stage_login", "stage_refs_seq"):
                 self._db.execute(f"DROP INDEX IF EXISTS temp.{index}")
-            self._db.execute("DELETE FROM temp.stage WHERE seq > ?", [self._read_seq])
-            self._db.execute("DELETE FROM temp.stage_refs WHERE seq > ?", [self._read_seq])
-            self._read_seq = None
+            self._db.execute("DELETE FROM temp.stage WHERE origin IS NOT NULL")  # carried rows
+            _drop_orphan_refs(self._db)
+            self._db.execute("UPDATE temp.stage SET hash = NULL")  # hashed again, from scratch
+            self._resolved = False
 
     def resolve(self) -> Resolution:
         self.flush()
@@ -135,7 +137,8 @@ class Staging:
         if duplicates:
             db.execute("DELETE FROM temp.stage WHERE seq NOT IN "
                        "(SELECT min(seq) FROM temp.stage GROUP BY id)")
-        self._read_seq = db.execute("SELECT coalesce(max(seq), 0) FROM temp.stage").fetchone()[0]
+            _drop_orphan_refs(db)
+        self._resolved = True
         if not self.complete:
             self._complete_from_store()
         else:
@@ -179,11 +182,19 @@ class Staging:
     def member_pairs(self, limit: int) -> list[tuple[str, str]]:
         """(group DN, member DN) of up to ``limit`` direct memberships given by DN, to probe
         the server with: synced members first, then members outside every source (their
-        DN key stands for the DN)."""
-        return self._db.execute("""
+        DN key stands for the DN). A narrow delta that stages none asks the store."""
+        pairs = self._db.execute("""
             SELECT g.dn, coalesce(m.dn, r.ref) FROM temp.stage_refs r JOIN temp.stage g ON g.seq = r.seq
             LEFT JOIN temp.stage m ON m.dn_key = r.ref WHERE r.kind = 'dn' AND m.id IS NOT g.id
             ORDER BY m.id IS NULL, g.id, r.ref LIMIT ?""", [limit]).fetchall()
+        if pairs or not self.narrow:
+            return pairs
+        return self._db.execute("""
+            SELECT g.dn, m.dn FROM member_refs r JOIN principals g ON g.id = r.group_id
+            JOIN principals m ON m.dn_key = r.ref WHERE r.kind = 'dn' AND m.id != g.id LIMIT ?""",
+                                [limit]).fetchall() or self._db.execute("""
+            SELECT g.dn, r.ref FROM member_refs r JOIN principals g ON g.id = r.group_id
+            WHERE r.kind = 'dn' LIMIT ?""", [limit]).fetchall()
 
     def add_chain_edges(self, edges: list[tuple[str, str]]) -> None:
         """Effective memberships the server computed (in-chain): (group id, member id),
@@ -201,6 +212,7 @@ class Staging:
         db.execute("DELETE FROM temp.stage WHERE EXISTS (SELECT 1 FROM temp.stage_deleted d "
                    "WHERE d.id = stage.id AND d.seq > stage.seq "
                    "AND (d.source IS NULL OR d.source = stage.source))")
+        _drop_orphan_refs(db)
         db.execute("CREATE UNIQUE INDEX temp.stage_id ON stage (id)")
         neighbourhood.mark_gone(db, self._present_sources)
         columns = ", ".join(_STAGE_COLUMNS)
@@ -230,3 +242,8 @@ class Staging:
         for table in ("stage", "stage_refs", "stage_deleted", "stage_present", "stage_edges",
                       "stage_chain", "stage_gone", "stage_keys"):
             self._db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+def _drop_orphan_refs(db: sqlite_utils.Database) -> None:
+    """The references of staged rows that were dropped (duplicates, later deletions)."""
+    db.execute("DELETE FROM temp.stage_refs WHERE seq NOT IN (SELECT seq FROM temp.stage)")
