@@ -105,15 +105,15 @@ class Authenticator:
     def may_block(authorization: str | None) -> bool:
         """Whether authenticating this header may wait on the directory (HTTP Basic: an
         LDAP bind); a bearer token is a hash and a comparison."""
-        scheme, _, credentials = (authorization or "").partition(" ")
-        return not (scheme.lower() == "bearer" and credentials.strip())
+        return _bearer(authorization) is None
 
     def authenticate(self, authorization: str | None, remote: str = "", scope: str = "jmap") -> Caller:
         """The caller of a request needing ``scope``: jmap (the API, users and tokens) or
         notify (share-event ingestion, tokens only)."""
+        presented = _bearer(authorization)
+        if presented is not None:
+            return self._token(presented, remote, scope)
         scheme, _, credentials = (authorization or "").partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return self._token(credentials.strip(), remote, scope)
         if scope != "jmap":
             raise AuthFailure(401, f"a bearer token with the {scope} scope is required")
         if scheme.lower() != "basic" or not credentials.strip():
@@ -327,3 +327,9 @@ def load_tokens(path: str) -> dict[str, Token]:
             raise ConfigError(f"{where} ({item['name']}): scopes are a list of jmap, notify")
         tokens[item["name"]] = Token(item["name"], digest, frozenset(scopes))
     return tokens
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, else None."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None

@@ -428,6 +428,8 @@ def test_a_narrow_delta_offers_stored_memberships_to_probe_in_chain_and_keeps_th
         with store.snapshot(complete=False) as snapshot:
             snapshot.delete(IDS[0], "people")
             assert snapshot.narrow and snapshot.member_pairs() == [(g.principal.dn, "cn=x,ou=elsewhere")]
+            with pytest.raises(ValueError, match="widen"):  # the closure of every group is redone
+                snapshot.add_chain_edges([(IDS[2], IDS[1])])
             snapshot.widen()  # as nesting.add_server_nesting does when the server says yes
             assert not snapshot.narrow
             snapshot.add_chain_edges([(IDS[2], IDS[1])])

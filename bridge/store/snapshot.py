@@ -33,6 +33,10 @@ _UPDATED = "FROM temp.stage s JOIN principals p ON p.id = s.id WHERE p.hash != s
 _DESTROYED = "FROM principals p LEFT JOIN temp.stage s ON s.id = p.id WHERE s.id IS NULL"
 # a delta: what it staged, and what it removed (every other stored principal is unchanged)
 _DESTROYED_BY_DELTA = "FROM temp.stage_gone g CROSS JOIN principals p ON p.id = g.id"  # gone first
+
+
+def _destroyed(complete: bool) -> str:
+    return _DESTROYED if complete else _DESTROYED_BY_DELTA
 _KINDS = ("created", "updated", "destroyed")
 
 
@@ -141,7 +145,10 @@ class Snapshot:
 
     def add_chain_edges(self, edges: list[tuple[str, str]]) -> None:
         """Effective (group id, member id) memberships the server computed; the stored
-        closure becomes the closure of the direct memberships and these."""
+        closure becomes the closure of the direct memberships and these. A narrow delta
+        must be widened first: the closure of every group is then computed again."""
+        if self.narrow:
+            raise ValueError("in-chain memberships need the whole store: widen() the delta first")
         self.resolve()
         with sql_errors("staging effective memberships"):
             self._staging.add_chain_edges(edges)
@@ -166,7 +173,7 @@ class Snapshot:
             plan = _plan(self._db, samples, complete)
             check(plan)
             run_id = _insert_run(self._db, run)
-            narrow = self._staging.narrow and not self._chained
+            narrow = self._staging.narrow  # never chained: add_chain_edges needs a wide delta
             if narrow:
                 _mark_regrouped(self._db)
             if plan.changed:
@@ -196,7 +203,7 @@ class Snapshot:
 
 def _plan(db: sqlite_utils.Database, samples: int, complete: bool) -> Plan:
     plan = Plan()
-    destroyed = _DESTROYED if complete else _DESTROYED_BY_DELTA
+    destroyed = _destroyed(complete)
 
     def count(sql: str, attribute: str) -> None:
         for source, number in db.execute(sql).fetchall():
@@ -259,10 +266,9 @@ def _write_changes(db: sqlite_utils.Database, run_id: int, complete: bool) -> No
     db.execute(f"""UPDATE principals SET {assignments}, modseq = c.modseq
         FROM temp.stage s JOIN changes c ON c.record_id = s.id AND c.run_id = ?
         WHERE s.id = principals.id AND c.kind = 'updated'""", [run_id])
-    destroyed = _DESTROYED if complete else _DESTROYED_BY_DELTA
     db.execute(f"""INSERT INTO changes (type, record_id, kind, run_id, at, dn_key, detail)
         SELECT 'Principal', p.id, 'destroyed', ?, ?, p.dn_key, {_record_json('p')}
-        {destroyed} ORDER BY p.id""", [run_id, now])
+        {_destroyed(complete)} ORDER BY p.id""", [run_id, now])
     db.execute("DELETE FROM principals WHERE id IN (SELECT record_id FROM changes "
                "WHERE run_id = ? AND kind = 'destroyed')", [run_id])
 

@@ -228,7 +228,7 @@ PROBE_PAGE = 200
 
 def query_ids(db: Any, condition: Filter | None, keys: tuple[SortKey, ...], visible: str,
               offset: int = 0, limit: int | None = None) -> list[str]:
-    if limit is not None and offset + limit <= PROBE_PAGE and _index_ordered(keys) \
+    if limit is not None and offset + limit <= PROBE_PAGE and keys in _INDEX_ORDERS \
             and _uses_text_index(condition):
         found = _probe(db, condition, keys, visible, offset + limit)
         if found is not None:
@@ -262,10 +262,6 @@ def _probe(db: Any, condition: Filter | None, keys: tuple[SortKey, ...], visible
 
 #: the orders an index of principal_view gives, with the columns it is ordered by
 _INDEX_ORDERS = {(): ("v.id",), (SortKey("name", True, "i;unicode-casemap"),): ("v.name_key", "v.id")}
-
-
-def _index_ordered(keys: tuple[SortKey, ...]) -> bool:
-    return keys in _INDEX_ORDERS
 
 
 def _uses_text_index(condition: Filter | None) -> bool:
