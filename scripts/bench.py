@@ -355,24 +355,20 @@ class _TimedConnection(sqlite3.Connection):
     times: dict[str, list] = {}
 
     def execute(self, sql, *args):
-        started = time.perf_counter()
-        try:
-            return super().execute(sql, *args)
-        finally:
-            self._count(sql, started)
+        return self._timed(super().execute, sql, *args)
 
     def executemany(self, sql, *args):
-        started = time.perf_counter()
-        try:
-            return super().executemany(sql, *args)
-        finally:
-            self._count(sql, started)
+        return self._timed(super().executemany, sql, *args)
 
     @classmethod
-    def _count(cls, sql: str, started: float) -> None:
-        entry = cls.times.setdefault(" ".join(sql.split()), [0.0, 0])
-        entry[0] += time.perf_counter() - started
-        entry[1] += 1
+    def _timed(cls, run, sql: str, *args):
+        started = time.perf_counter()
+        try:
+            return run(sql, *args)
+        finally:
+            entry = cls.times.setdefault(" ".join(sql.split()), [0.0, 0])
+            entry[0] += time.perf_counter() - started
+            entry[1] += 1
 
 
 @contextmanager
@@ -799,18 +795,32 @@ def measure_api(port: int, big_state: str, k1_state: str, count: int) -> dict:
     return result
 
 
+def at_least(least: int):
+    """An argparse type: an integer no smaller than ``least``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is less than {least}")
+        return value
+    return parse
+
+
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=100_000, help="people in the directory (N)")
-    parser.add_argument("--groups", type=int, default=2000, help="groups (G)")
-    parser.add_argument("--group-size", type=int, default=50, help="members per group (S)")
-    parser.add_argument("--rooms", type=int, default=200, help="rooms (R)")
-    parser.add_argument("--changes", type=int, default=100,
+    parser.add_argument("--people", type=at_least(1), default=100_000, help="people in the directory (N)")
+    parser.add_argument("--groups", type=at_least(1), default=2000, help="groups (G)")
+    parser.add_argument("--group-size", type=at_least(1), default=50, help="members per group (S)")
+    parser.add_argument("--rooms", type=at_least(0), default=200, help="rooms (R)")
+    parser.add_argument("--changes", type=at_least(0), default=100,
                         help="changes before the incremental sync (C): 80%% modifies, 10%% adds, "
                         "10%% deletes")
-    parser.add_argument("--small-people", type=int, default=10_000,
+    parser.add_argument("--small-people", type=at_least(1), default=10_000,
                         help="people of the smaller directory the peak RSS is compared with (M)")
-    parser.add_argument("--requests", type=int, default=2000, help="HTTP requests per API measurement (K)")
+    parser.add_argument("--requests", type=at_least(1), default=2000,
+                        help="HTTP requests per API measurement (K)")
     parser.add_argument("--workdir", type=Path, help="where the directories and stores go (kept); "
                         "default: a temporary directory, removed after")
     parser.add_argument("--profile", action="store_true",

@@ -45,3 +45,10 @@ def test_the_benchmark_runs_at_a_tiny_size_and_prints_every_row(tmp_path):
         assert VALUE.search(row), row
     verdicts = [VERDICT.search(row).group(1) for row in table if VERDICT.search(row)]
     assert len(verdicts) == 6, done.stdout  # one per target of the issue, stretch included
+
+
+def test_a_size_that_cannot_be_measured_is_refused_before_anything_starts():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--requests", "0"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert "argument --requests: 0 is less than 1" in done.stderr
