@@ -203,6 +203,14 @@ JMAP = Section("jmap", "The JMAP API: limits announced in the session and enforc
            "Most ids one /changes answer carries when the client sets no maxChanges."),
     Option("max_event_streams", 4, c.integer(1),
            "Push (EventSource) connections one user may hold open at once."),
+    Option("inline_read_ms", 2, c.integer(0),
+           "Quick reads (/get and /query calls) run on the event loop, which saves a hand-over "
+           "to a worker thread (most of a small request's cost); one that is still reading "
+           "after this many milliseconds is stopped and run again in a worker thread. 0 runs "
+           "every request in a worker thread."),
+    Option("query_cache_ids", 50_000, c.integer(0),
+           "Principal/query answers are kept for the state they were computed at, up to this "
+           "many ids in all (about 100 bytes each); 0 keeps none."),
     Option("show_disabled", False, c.boolean,
            "Show disabled principals (locked accounts, disabled_filter matches) to clients."),
     Option("editable_properties", _PRINCIPAL_PROPERTIES, c.string_list(c.choice(*_PRINCIPAL_PROPERTIES)),

@@ -10,7 +10,8 @@
     │   ├── DirectoryAuthError       the bind was refused
     │   └── DirectorySearchError     a search ended with a non-success result code
     ├── StoreError                   SQLite failed, or the database is not ours (bridge/store/)
-    │   └── SyncBusy                 another sync run holds the store's run lock
+    │   ├── SyncBusy                 another sync run holds the store's run lock
+    │   └── ReadTimeUp               a read ran past the time limit it was given
     └── SyncAborted                  the safety valve refused to apply a run
 """
 
@@ -104,6 +105,11 @@ class SyncBusy(StoreError):
     """Another sync run (in this or another process) is still applying to the same store."""
 
     exit_code = EXIT_BUSY
+
+
+class ReadTimeUp(StoreError):
+    """A read under ``Store.time_limit`` was still running when the limit passed; it was
+    stopped and nothing it read is valid."""
 
 
 class SyncAborted(BridgeError):

@@ -73,7 +73,11 @@ class Bridge:
         self.concurrency.enter(key)  # before the body: a body held in memory is a request
         try:
             data = decode(await read_limited(request, self.settings.jmap.max_size_request))
-            response = await run_in_threadpool(self.jmap.handle, data, caller)
+            # quick reads are answered on the loop (a thread hand-over costs more than they
+            # do), under a time limit that sends a slow one on to a worker thread
+            response = self.jmap.handle_quickly(data, caller)
+            if response is None:
+                response = await run_in_threadpool(self.jmap.handle, data, caller)
         finally:
             self.concurrency.leave(key)
         self.watcher.poke()  # a /set may have changed something: tell the streams now

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.config import Settings
+from bridge.errors import ReadTimeUp
 from bridge.jmap.errors import MethodError, RequestError, invalid_arguments
+from bridge.jmap.query_cache import QueryCache
 from bridge.model import Caller, Principal
 from bridge.store import Store
 
@@ -38,15 +40,12 @@ class Context:
     settings: Settings
     using: frozenset[str] = frozenset()
     created_ids: dict[str, str] = field(default_factory=dict)
+    query_cache: QueryCache | None = None  # recent Principal/query answers, by state
+    view_key: str = ""  # view_key(settings), when the caller has it at hand
 
-    @property
-    def view_key(self) -> str:
-        """A short name for the settings that shape answers (visibility, accounts): part of
-        every state, so changing them makes older states foreign to clients."""
-        jmap = self.settings.jmap
-        shape = json.dumps([jmap.show_disabled, jmap.account_id_template, jmap.accounts_visible,
-                            sorted(jmap.account_capabilities)])
-        return hashlib.sha256(shape.encode()).hexdigest()[:6]
+    def __post_init__(self) -> None:
+        if not self.view_key:
+            self.view_key = view_key(self.settings)
 
     def state(self, modseq: int | None = None) -> str:
         """The current state, or the one right after ``modseq``."""
@@ -76,6 +75,15 @@ class Context:
             raise MethodError("accountNotSupportedByMethod")
 
 
+def view_key(settings: Settings) -> str:
+    """A short name for the settings that shape answers (visibility, accounts): part of
+    every state, so changing them makes older states foreign to clients."""
+    jmap = settings.jmap
+    shape = json.dumps([jmap.show_disabled, jmap.account_id_template, jmap.accounts_visible,
+                        sorted(jmap.account_capabilities)])
+    return hashlib.sha256(shape.encode()).hexdigest()[:6]
+
+
 MethodFunction = Callable[[Any, Context], dict]
 
 
@@ -83,13 +91,22 @@ MethodFunction = Callable[[Any, Context], dict]
 class Method:
     capability: str
     run: MethodFunction
+    quick: bool = False  # reads by index, in well under a millisecond for ordinary arguments
 
 
 class Engine:
     """Dispatches the method calls of one Request object."""
 
     def __init__(self, methods: dict[str, Method]) -> None:
-        self.methods = {"Core/echo": Method(CORE, lambda args, ctx: args), **methods}
+        self.methods = {"Core/echo": Method(CORE, lambda args, ctx: args, quick=True), **methods}
+
+    def quick(self, request: Any) -> bool:
+        """Whether every call of a request is a quick read (worth trying on the event loop
+        under a time limit); a request that is not even well-formed is not."""
+        calls = request.get("methodCalls") if isinstance(request, dict) else None
+        return isinstance(calls, list) and all(
+            _is_invocation(call) and call[0] in self.methods and self.methods[call[0]].quick
+            for call in calls)
 
     def handle(self, request: Any, context: Context, session_state: str) -> dict:
         using, calls, created_ids = _check_request(request, context.settings.jmap.max_calls_in_request)
@@ -113,6 +130,8 @@ class Engine:
             return [name, result, call_id]
         except MethodError as error:
             return ["error", error.response(), call_id]
+        except ReadTimeUp:
+            raise  # the whole request runs again where it may take its time
         except Exception:  # one failing call must not fail the batch (RFC 8620 §3.6.2)
             log.exception("%s failed for %s", name, context.caller.username)
             return ["error", MethodError("serverFail", "internal error; it has been logged")

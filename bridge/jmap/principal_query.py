@@ -20,6 +20,7 @@ from bridge.jmap import paging
 from bridge.jmap.args import Args
 from bridge.jmap.core import PRINCIPALS, Context
 from bridge.jmap.errors import MethodError, invalid_arguments
+from bridge.jmap.query_cache import Answer
 from bridge.query import AccountIn, Contains, Equals, Filter, Operator, SortKey
 
 FILTER_KEYS = {"accountIds", "email", "name", "text", "type", "timeZone"}
@@ -33,28 +34,41 @@ def principal_query(raw: Any, context: Context) -> dict:
     condition = parse_filter(args.object("filter"), context)
     keys = parse_sort(args.list("sort"))
     wanted = paging.window_arguments(args)
-    position, anchor, limit = wanted.position, wanted.anchor, wanted.limit
-    calculate_total = wanted.calculate_total
-    store, everyone = context.store, context.settings.jmap.show_disabled
-    with store.reading():
-        state = context.state()
-        total = None
-        if anchor is not None or (calculate_total and condition is not None):
-            # the whole result is needed anyway (anchor), or is cheaper than counting by a
-            # second evaluation of the filter
-            ids = store.query(condition, keys, everyone)
-            total = len(ids)
-            start, page = paging.window(ids, position, anchor, wanted.anchor_offset, limit)
-        else:
-            if position < 0 or calculate_total:
-                total = store.count(condition, everyone)
-            start = max(0, total + position) if position < 0 else position
-            page = store.query(condition, keys, everyone, offset=start, limit=limit)
+    # the state names the settings that shape answers; the filter names the caller where
+    # an answer depends on them (accountIds)
+    cache, state = context.query_cache, context.state()
+    answer = cache.get((state, condition, keys, wanted)) if cache is not None else None
+    if answer is None:
+        with context.store.reading():
+            state = context.state()  # this snapshot's: a sync may have committed meanwhile
+            answer = _answer(condition, keys, wanted, context)
+        if cache is not None:
+            cache.put((state, condition, keys, wanted), answer)
     response = {"accountId": account_id, "queryState": state, "canCalculateChanges": True,
-                "position": start, "ids": page}
-    if calculate_total:
-        response["total"] = total
+                "position": answer.position, "ids": list(answer.ids)}
+    if wanted.calculate_total:
+        response["total"] = answer.total
     return response
+
+
+def _answer(condition: Filter | None, keys: tuple[SortKey, ...], wanted: paging.Window,
+            context: Context) -> Answer:
+    """The window of the result, and its total when asked or needed for the window."""
+    store, everyone = context.store, context.settings.jmap.show_disabled
+    position, anchor, limit = wanted.position, wanted.anchor, wanted.limit
+    total = None
+    if anchor is not None or (wanted.calculate_total and condition is not None):
+        # the whole result is needed anyway (anchor), or is cheaper than counting by a
+        # second evaluation of the filter
+        ids = store.query(condition, keys, everyone)
+        total = len(ids)
+        start, page = paging.window(ids, position, anchor, wanted.anchor_offset, limit)
+    else:
+        if position < 0 or wanted.calculate_total:
+            total = store.count(condition, everyone)
+        start = max(0, total + position) if position < 0 else position
+        page = store.query(condition, keys, everyone, offset=start, limit=limit)
+    return Answer(start, tuple(page), total)
 
 
 def principal_query_changes(raw: Any, context: Context) -> dict:

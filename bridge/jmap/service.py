@@ -1,14 +1,18 @@
-"""The JMAP service of one process: a Store per worker thread, and the three things the
-HTTP layer asks of JMAP — a Session, a Response, and whether the data is ready."""
+"""The JMAP service of one process: a Store per thread (the event loop's included), the
+Principal/query cache, and the three things the HTTP layer asks of JMAP — a Session, a
+Response (quickly on the loop, or in a worker thread), and whether the data is ready."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
 from bridge.config import Settings
-from bridge.jmap.core import Context
+from bridge.errors import ReadTimeUp
+from bridge.jmap.core import Context, view_key
 from bridge.jmap.methods import engine
+from bridge.jmap.query_cache import QueryCache
 from bridge.jmap.session import session, session_state
 from bridge.jmap.share_notifications import state_of as notification_state
 from bridge.model import Caller
@@ -19,6 +23,10 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._local = threading.local()
+        self.query_cache = QueryCache(settings.jmap.query_cache_ids)
+        self.view_key = view_key(settings)
+        # a Session depends on the settings and on who asks, nothing else
+        self._session_state = functools.lru_cache(maxsize=4096)(self._compute_session_state)
 
     def store(self) -> Store:
         """This thread's Store: a connection is never shared between threads, and WAL lets
@@ -32,13 +40,33 @@ class Service:
         return session(Context(caller, None, self.settings))  # the session reads no store
 
     def handle(self, request: Any, caller: Caller) -> dict:
-        context = Context(caller, self.store(), self.settings)
-        return engine.handle(request, context, session_state(context))
+        context = self._context(caller)
+        return engine.handle(request, context, self._session_state(caller.username, caller.principal_id))
+
+    def handle_quickly(self, request: Any, caller: Caller) -> dict | None:
+        """The Response, if every call is a quick read and the reads end within
+        ``jmap.inline_read_ms``; None otherwise (nothing was changed: run ``handle``)."""
+        limit = self.settings.jmap.inline_read_ms
+        if not limit or not engine.quick(request):
+            return None
+        try:
+            with self.store().time_limit(limit / 1000):
+                return self.handle(request, caller)
+        except ReadTimeUp:
+            return None
 
     def push_states(self, caller: Caller) -> dict[str, str]:
         """The states a StateChange may carry for this caller, by type."""
-        context = Context(caller, self.store(), self.settings)
+        context = self._context(caller)
         return {"Principal": context.state(), "ShareNotification": notification_state(context)}
+
+    def _context(self, caller: Caller) -> Context:
+        return Context(caller, self.store(), self.settings, query_cache=self.query_cache,
+                       view_key=self.view_key)
+
+    def _compute_session_state(self, username: str, principal_id: str | None) -> str:
+        return session_state(Context(Caller(username, principal_id), None, self.settings,
+                                     view_key=self.view_key))
 
     def last_change(self) -> int:
         return self.store().last_change()

@@ -6,6 +6,7 @@ sqlite3 errors leave this package as bridge.errors.StoreError.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -19,7 +20,7 @@ from bridge.query import Filter, SortKey
 from bridge.store import changes as log
 from bridge.store import reconstruct, view
 from bridge.store.changes import ChangeRow, format_state, parse_state
-from bridge.store.db import connect, sql_errors, utc_now, write_transaction
+from bridge.store.db import connect, sql_errors, time_limit, utc_now, write_transaction
 from bridge.store.edits import apply_edit
 from bridge.store.notification_store import NotificationStore
 from bridge.store.notifications import Notification, Retention
@@ -240,6 +241,11 @@ class Store(NotificationStore):
         finally:
             with sql_errors("ending a read"):
                 self._db.conn.execute("COMMIT")
+
+    def time_limit(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        """Reads inside raise ReadTimeUp once ``seconds`` have passed (for reads run on the
+        event loop, which must not hold it long)."""
+        return time_limit(self._db.conn, seconds)
 
     def views(self, ids: list[str]) -> dict[str, Principal]:
         """The principals that exist among ``ids``, with their users' edits applied."""

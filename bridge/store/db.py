@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from bridge.errors import StoreError
+from bridge.errors import ReadTimeUp, StoreError
 from bridge.query import account_id, fold, unicode_casemap
 
 BUSY_TIMEOUT_MS = 10_000
@@ -21,11 +22,44 @@ BUSY_TIMEOUT_MS = 10_000
 
 @contextmanager
 def sql_errors(doing: str) -> Iterator[None]:
-    """Re-raise sqlite3 errors as StoreError, saying what the store was doing."""
+    """Re-raise sqlite3 errors as StoreError, saying what the store was doing; ReadTimeUp
+    for a statement stopped by a time limit, or kept waiting on a lock past it."""
     try:
         yield
     except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+        if code == sqlite3.SQLITE_INTERRUPT or (code == sqlite3.SQLITE_BUSY and _limited.on):
+            raise ReadTimeUp(f"store: {doing}: stopped at its time limit") from exc
         raise StoreError(f"store: {doing}: {exc}") from exc
+
+
+class _Limited(threading.local):
+    on = False  # whether this thread's statements run under a time limit
+
+
+_limited = _Limited()
+_clock = time.monotonic  # what time limits are measured by (a test may stop it)
+
+
+@contextmanager
+def time_limit(conn: sqlite3.Connection, seconds: float) -> Iterator[None]:
+    """Statements on ``conn`` are interrupted once ``seconds`` have passed (SQLite's progress
+    handler, asked every thousand virtual-machine steps, stops them; time spent in Python
+    between statements counts too), and wait on another connection's lock no longer than
+    that: sql_errors turns both into ReadTimeUp. A transaction begun inside and left open is
+    rolled back, so a stopped read leaves the connection as it found it."""
+    deadline, outer = _clock() + seconds, conn.in_transaction
+    conn.set_progress_handler(lambda: _clock() > deadline, 1000)
+    conn.execute(f"PRAGMA busy_timeout = {max(1, round(seconds * 1000))}")
+    _limited.on = True
+    try:
+        yield
+    finally:
+        _limited.on = False
+        conn.set_progress_handler(None, 0)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.in_transaction and not outer:
+            conn.rollback()
 
 
 def utc_now(at: float | None = None) -> str:
