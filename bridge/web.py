@@ -51,6 +51,7 @@ class Bridge:
         self.watcher = push.Watcher(self.jmap.last_change)
         self.lock = threading.Lock()
         self.streams: dict[str, int] = {}
+        self.opening = False  # the loop's Store is being opened
 
     async def caller(self, request: Request, scope: str = "jmap") -> Caller:
         remote = request.client.host if request.client else ""
@@ -75,6 +76,7 @@ class Bridge:
             data = decode(await read_limited(request, self.settings.jmap.max_size_request))
             # quick reads are answered on the loop (a thread hand-over costs more than they
             # do), under a time limit that sends a slow one on to a worker thread
+            await self._open_loop_store()
             response = self.jmap.handle_quickly(data, caller)
             if response is None:
                 response = await run_in_threadpool(self.jmap.handle, data, caller)
@@ -82,6 +84,17 @@ class Bridge:
             self.concurrency.leave(key)
         self.watcher.poke()  # a /set may have changed something: tell the streams now
         return JSONResponse(response)
+
+    async def _open_loop_store(self) -> None:
+        """Give the event loop its Store, opened in a worker thread (opening may wait on a
+        lock); requests arriving meanwhile go to worker threads."""
+        if self.jmap.loop_store is not None or self.opening or not self.settings.jmap.inline_read_ms:
+            return
+        self.opening = True
+        try:
+            await run_in_threadpool(self.jmap.open_loop_store)
+        finally:
+            self.opening = False
 
     async def notify(self, request: Request) -> Response:
         """Share events from a groupware server (a token with the notify scope)."""

@@ -54,13 +54,13 @@ def threads(monkeypatch) -> list[str]:
     """Where each Response was made: "loop" (a running event loop) or "worker"."""
     where, original = [], Service.handle
 
-    def handle(self, request, caller):
+    def handle(self, request, caller, *store):
         try:
             asyncio.get_running_loop()
             where.append("loop")
         except RuntimeError:
             where.append("worker")
-        return original(self, request, caller)
+        return original(self, request, caller, *store)
 
     monkeypatch.setattr(Service, "handle", handle)
     return where
@@ -103,13 +103,20 @@ def test_an_answer_over_a_quarter_of_the_capacity_is_not_kept_and_zero_keeps_not
     assert nothing.get("empty") is None and len(nothing) == 0
 
 
+def test_a_key_counts_in_ids_worth_of_its_size():
+    cache = QueryCache(capacity=400)
+    cache.put("small filter", answer(9), key_size=40 * 50)  # 60 ids' worth
+    cache.put("huge filter", answer(0), key_size=1_000_000)  # a 1 MB text
+    assert (cache.get("small filter"), cache.get("huge filter")) == (answer(9), None)
+
+
 def test_a_repeated_query_is_answered_from_the_cache_until_the_state_moves(tmp_path, counted_queries):
     api = StoreApi(tmp_path)
     api.apply(PEOPLE)
     query = {"filter": {"text": "ann"}, "sort": [{"property": "name"}], "limit": 3}
 
     first = api.jmap.one("Principal/query", **query)
-    again = api.jmap.one("Principal/query", **query)
+    again = api.jmap.one("Principal/query", **query, anchorOffset=3)  # no anchor: ignored
     other_window = api.jmap.one("Principal/query", **{**query, "position": 1})
     assert (first, len(counted_queries)) == (again, 2)
     assert first["ids"] == ids_of(0, 1, 3) and other_window["ids"] == ids_of(1, 3, 4)
@@ -176,6 +183,20 @@ def test_a_read_past_its_time_limit_stops_and_leaves_the_connection_clean(tmp_pa
             store.state()
         store.state()
     store.close()
+
+
+def test_python_work_checks_the_time_limit_and_limits_do_not_nest(monkeypatch):
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    db.check_time_limit()  # no limit: nothing to check
+    stop_the_clock_after_one_reading(monkeypatch)
+    with pytest.raises(ReadTimeUp), db.time_limit(conn, 0.001):
+        db.check_time_limit()
+    monkeypatch.setattr(db, "_clock", lambda: 0.0)
+    with db.time_limit(conn, 60):
+        db.check_time_limit()
+        with pytest.raises(RuntimeError), db.time_limit(conn, 60):
+            pass
+    db.check_time_limit()
 
 
 SLOW = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 100000) SELECT count(*) FROM n"

@@ -148,12 +148,28 @@ def test_query_filters_and_sorts(world):
     assert by_id == sorted(ids.values(), reverse=True)
 
 
+def _nested(depth: int) -> dict:
+    condition: dict = {"objectType": "x"}
+    for _ in range(depth - 1):
+        condition = {"operator": "NOT", "conditions": [condition]}
+    return condition
+
+
+def test_filters_up_to_the_limits_are_accepted(world):
+    """64 conditions (the operator counts as one), 8 deep."""
+    widest = {"operator": "OR", "conditions": [{"objectType": "x"}] * 63}
+    assert world.alice.one("ShareNotification/query", filter=widest)["ids"] == []
+    assert world.alice.one("ShareNotification/query", filter=_nested(8))["ids"] == []
+
+
 @pytest.mark.parametrize("arguments, kind", [
     ({"filter": {"objectKind": "x"}}, "unsupportedFilter"),
     ({"filter": {"after": "yesterday"}}, "invalidArguments"),
     ({"filter": {"after": "2026-01-01T00:00:00+01:00"}}, "invalidArguments"),
     ({"filter": {"objectType": 3}}, "invalidArguments"),
     ({"sort": [{"property": "name"}]}, "unsupportedSort"),
+    ({"filter": {"operator": "OR", "conditions": [{"objectType": "x"}] * 64}}, "unsupportedFilter"),
+    ({"filter": _nested(9)}, "unsupportedFilter"),
 ])
 def test_bad_queries(world, arguments, kind):
     assert world.alice.error("ShareNotification/query", **arguments)["type"] == kind

@@ -60,6 +60,12 @@ class Context:
         except ValueError:
             raise invalid_arguments(f"{token!r} is not a state of this server") from None
 
+    def check_time(self) -> None:
+        """ReadTimeUp if this request runs under a time limit that has passed (between calls,
+        and in loops that do much in Python)."""
+        if self.store is not None:
+            self.store.check_time_limit()
+
     def visible(self, principal: Principal | None) -> bool:
         """Whether clients see a principal: it exists and is not disabled (unless shown)."""
         return principal is not None and (self.settings.jmap.show_disabled or not principal.disabled)
@@ -124,6 +130,7 @@ class Engine:
               earlier: list[list]) -> list:
         method = self.methods.get(name)
         try:
+            context.check_time()
             if method is None or method.capability not in context.using | {CORE}:
                 raise MethodError("unknownMethod", f"{name} is not a method of the capabilities in use")
             result = method.run(resolve_references(arguments, earlier), context)

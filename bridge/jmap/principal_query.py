@@ -13,6 +13,8 @@ so applying ``removed`` then ``added`` to the old result gives the new one.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 from bridge import query
@@ -31,9 +33,11 @@ def principal_query(raw: Any, context: Context) -> dict:
     args = Args(raw, paging.QUERY_ARGUMENTS)
     account_id = args.id("accountId")
     context.check_account(account_id, PRINCIPALS)
-    condition = parse_filter(args.object("filter"), context)
-    keys = parse_sort(args.list("sort"))
+    raw_filter, raw_sort = args.object("filter"), args.list("sort")
+    condition, keys = parse_filter(raw_filter, context), parse_sort(raw_sort)
     wanted = paging.window_arguments(args)
+    if wanted.anchor is None:
+        wanted = dataclasses.replace(wanted, anchor_offset=0)  # ignored without an anchor
     # the state names the settings that shape answers; the filter names the caller where
     # an answer depends on them (accountIds)
     cache, state = context.query_cache, context.state()
@@ -42,8 +46,9 @@ def principal_query(raw: Any, context: Context) -> dict:
         with context.store.reading():
             state = context.state()  # this snapshot's: a sync may have committed meanwhile
             answer = _answer(condition, keys, wanted, context)
-        if cache is not None:
-            cache.put((state, condition, keys, wanted), answer)
+        if cache is not None:  # a key is as big as the filter and sort it holds
+            cache.put((state, condition, keys, wanted), answer,
+                      key_size=len(json.dumps([raw_filter, raw_sort], ensure_ascii=False)))
     response = {"accountId": account_id, "queryState": state, "canCalculateChanges": True,
                 "position": answer.position, "ids": list(answer.ids)}
     if wanted.calculate_total:

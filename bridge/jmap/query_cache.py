@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import NamedTuple
 
+ID_SIZE = 40  # characters of a key that count as one id (an id is about 100 bytes held)
+
 
 class Answer(NamedTuple):
     position: int
@@ -24,36 +26,35 @@ class Answer(NamedTuple):
 
 class QueryCache:
     def __init__(self, capacity: int) -> None:
-        """``capacity``: how many ids all answers together may hold; 0 keeps nothing."""
+        """``capacity``: how many ids all answers together may hold (their keys counted in
+        ids' worth of characters too); 0 keeps nothing."""
         self.capacity = capacity
-        self._answers: OrderedDict[Hashable, Answer] = OrderedDict()
+        self._answers: OrderedDict[Hashable, tuple[Answer, int]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Answer | None:
         with self._lock:
-            answer = self._answers.get(key)
-            if answer is not None:
-                self._answers.move_to_end(key)
-            return answer
+            kept = self._answers.get(key)
+            if kept is None:
+                return None
+            self._answers.move_to_end(key)
+            return kept[0]
 
-    def put(self, key: Hashable, answer: Answer) -> None:
-        cost = _cost(answer)
+    def put(self, key: Hashable, answer: Answer, key_size: int = 0) -> None:
+        """Keep ``answer``; ``key_size`` is about how many characters the key holds."""
+        cost = len(answer.ids) + 1 + key_size // ID_SIZE
         if cost > self.capacity // 4:  # one huge answer would push out every other
             return
         with self._lock:
             old = self._answers.pop(key, None)
             if old is not None:
-                self._held -= _cost(old)
-            self._answers[key] = answer
+                self._held -= old[1]
+            self._answers[key] = (answer, cost)
             self._held += cost
             while self._held > self.capacity:
-                _, dropped = self._answers.popitem(last=False)
-                self._held -= _cost(dropped)
+                _, (_, dropped) = self._answers.popitem(last=False)
+                self._held -= dropped
 
     def __len__(self) -> int:
         return len(self._answers)
-
-
-def _cost(answer: Answer) -> int:
-    return len(answer.ids) + 1

@@ -23,6 +23,8 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._local = threading.local()
+        # the event loop's own, for quick reads (see open_loop_store)
+        self.loop_store: Store | None = None
         self.query_cache = QueryCache(settings.jmap.query_cache_ids)
         self.view_key = view_key(settings)
         # a Session depends on the settings and on who asks, nothing else
@@ -39,29 +41,34 @@ class Service:
     def session(self, caller: Caller) -> dict:
         return session(Context(caller, None, self.settings))  # the session reads no store
 
-    def handle(self, request: Any, caller: Caller) -> dict:
-        context = self._context(caller)
+    def open_loop_store(self) -> None:
+        """Open ``loop_store`` (from a worker thread: opening may wait on a lock)."""
+        if self.loop_store is None:
+            self.loop_store = Store.open(self.settings.store.path)
+
+    def handle(self, request: Any, caller: Caller, store: Store | None = None) -> dict:
+        context = self._context(caller, store or self.store())
         return engine.handle(request, context, self._session_state(caller.username, caller.principal_id))
 
     def handle_quickly(self, request: Any, caller: Caller) -> dict | None:
-        """The Response, if every call is a quick read and the reads end within
-        ``jmap.inline_read_ms``; None otherwise (nothing was changed: run ``handle``)."""
+        """The Response, on ``loop_store``, if every call is a quick read and the reads end
+        within ``jmap.inline_read_ms``; None otherwise (nothing was changed: run ``handle``)."""
         limit = self.settings.jmap.inline_read_ms
-        if not limit or not engine.quick(request):
+        if not limit or self.loop_store is None or not engine.quick(request):
             return None
         try:
-            with self.store().time_limit(limit / 1000):
-                return self.handle(request, caller)
+            with self.loop_store.time_limit(limit / 1000):
+                return self.handle(request, caller, self.loop_store)
         except ReadTimeUp:
             return None
 
     def push_states(self, caller: Caller) -> dict[str, str]:
         """The states a StateChange may carry for this caller, by type."""
-        context = self._context(caller)
+        context = self._context(caller, self.store())
         return {"Principal": context.state(), "ShareNotification": notification_state(context)}
 
-    def _context(self, caller: Caller) -> Context:
-        return Context(caller, self.store(), self.settings, query_cache=self.query_cache,
+    def _context(self, caller: Caller, store: Store) -> Context:
+        return Context(caller, store, self.settings, query_cache=self.query_cache,
                        view_key=self.view_key)
 
     def _compute_session_state(self, username: str, principal_id: str | None) -> str:

@@ -115,7 +115,7 @@ def notification_query(raw: Any, context: Context) -> dict:
     wanted = paging.window_arguments(args)
     with context.store.reading():
         state = state_of(context)
-        ids = _result(context.store.notifications_of(recipient_of(context)), condition, keys)
+        ids = _result(context.store.notifications_of(recipient_of(context)), condition, keys, context)
     start, page = paging.window(ids, wanted.position, wanted.anchor, wanted.anchor_offset, wanted.limit)
     response = {"accountId": account, "queryState": state, "canCalculateChanges": True,
                 "position": start, "ids": page}
@@ -136,8 +136,8 @@ def notification_query_changes(raw: Any, context: Context) -> dict:
         if since is None or store.notification_changes(recipient, since) is None:
             raise MethodError("cannotCalculateChanges", "that query state is too old, or not a "
                               "state of your notifications; run the query again")
-        new = _result(store.notifications_of(recipient), condition, keys)
-        old = _result(store.notifications_as_of(recipient, since), condition, keys)
+        new = _result(store.notifications_of(recipient), condition, keys, context)
+        old = _result(store.notifications_as_of(recipient, since), condition, keys, context)
     removed, added = paging.result_changes(old, new, wanted.up_to_id, wanted.max_changes)
     response = {"accountId": account, "oldQueryState": wanted.query_state, "newQueryState": state,
                 "removed": removed, "added": added}
@@ -147,8 +147,13 @@ def notification_query_changes(raw: Any, context: Context) -> dict:
 
 
 def _result(notifications: list[Notification], condition: dict | None,
-            keys: list[tuple[str, bool]]) -> list[str]:
-    chosen = [n for n in notifications if _matches(condition, n)]
+            keys: list[tuple[str, bool]], context: Context) -> list[str]:
+    chosen = []
+    for n, notification in enumerate(notifications):
+        if n % 64 == 0:
+            context.check_time()
+        if _matches(condition, notification):
+            chosen.append(notification)
     chosen.sort(key=lambda n: n.id)
     for field, ascending in reversed(keys):
         chosen.sort(key=lambda n, f=field: _when(n.created) if f == "created" else n.id,
@@ -170,19 +175,25 @@ def _matches(condition: dict | None, notification: Notification) -> bool:
             == notification.object_account_id)
 
 
-def _filter(value: dict | None, depth: int = 1) -> dict | None:
+MAX_CONDITIONS, MAX_DEPTH = 64, 8
+
+
+def _filter(value: dict | None, depth: int = 1, budget: list[int] | None = None) -> dict | None:
     """Check a filter and turn its dates into datetimes."""
     if value is None:
         return None
-    if depth > 8:
-        raise MethodError("unsupportedFilter", "a filter may be nested at most 8 deep")
+    budget = [MAX_CONDITIONS] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise MethodError("unsupportedFilter", f"a filter may have at most {MAX_CONDITIONS} "
+                          f"conditions, nested at most {MAX_DEPTH} deep")
     if "operator" in value:
         if set(value) != {"operator", "conditions"} or value["operator"] not in ("AND", "OR", "NOT") \
                 or not isinstance(value["conditions"], list) \
                 or not all(isinstance(c, dict) for c in value["conditions"]):
             raise invalid_arguments("a FilterOperator is {operator: AND|OR|NOT, conditions: [...]}")
         return {"operator": value["operator"],
-                "conditions": [_filter(c, depth + 1) for c in value["conditions"]]}
+                "conditions": [_filter(c, depth + 1, budget) for c in value["conditions"]]}
     unknown = sorted(set(value) - FILTER_KEYS)
     if unknown:
         raise MethodError("unsupportedFilter", f"ShareNotification has no filter {unknown[0]!r}")

@@ -20,7 +20,14 @@ from bridge.query import Filter, SortKey
 from bridge.store import changes as log
 from bridge.store import reconstruct, view
 from bridge.store.changes import ChangeRow, format_state, parse_state
-from bridge.store.db import connect, sql_errors, time_limit, utc_now, write_transaction
+from bridge.store.db import (
+    check_time_limit,
+    connect,
+    sql_errors,
+    time_limit,
+    utc_now,
+    write_transaction,
+)
 from bridge.store.edits import apply_edit
 from bridge.store.notification_store import NotificationStore
 from bridge.store.notifications import Notification, Retention
@@ -247,6 +254,8 @@ class Store(NotificationStore):
         event loop, which must not hold it long)."""
         return time_limit(self._db.conn, seconds)
 
+    check_time_limit = staticmethod(check_time_limit)  # for work done outside SQLite
+
     def views(self, ids: list[str]) -> dict[str, Principal]:
         """The principals that exist among ``ids``, with their users' edits applied."""
         own = [c for c in COLUMNS if c not in view.OVERRIDABLE]
@@ -255,8 +264,11 @@ class Store(NotificationStore):
             rows = self._db.execute(
                 f"SELECT {', '.join(columns)} FROM principals p JOIN principal_view v ON v.id = p.id "
                 "WHERE p.id IN (SELECT value FROM json_each(?))", [json.dumps(ids)]).fetchall()
-        names = [*own, *view.OVERRIDABLE]
-        return {row[0]: from_row(dict(zip(names, row, strict=True))) for row in rows}
+        names, found = [*own, *view.OVERRIDABLE], {}
+        for row in rows:
+            check_time_limit()  # one huge member list takes milliseconds to decode
+            found[row[0]] = from_row(dict(zip(names, row, strict=True)))
+        return found
 
     def query(self, condition: Filter | None, keys: tuple[SortKey, ...], include_disabled: bool,
               offset: int = 0, limit: int | None = None) -> list[str]:

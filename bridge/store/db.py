@@ -28,38 +28,49 @@ def sql_errors(doing: str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
-        if code == sqlite3.SQLITE_INTERRUPT or (code == sqlite3.SQLITE_BUSY and _limited.on):
+        if code == sqlite3.SQLITE_INTERRUPT or (code == sqlite3.SQLITE_BUSY and _limit.deadline):
             raise ReadTimeUp(f"store: {doing}: stopped at its time limit") from exc
         raise StoreError(f"store: {doing}: {exc}") from exc
 
 
-class _Limited(threading.local):
-    on = False  # whether this thread's statements run under a time limit
+class _Limit(threading.local):
+    deadline: float | None = None  # of the time limit this thread's reads run under
 
 
-_limited = _Limited()
+_limit = _Limit()
 _clock = time.monotonic  # what time limits are measured by (a test may stop it)
 
 
 @contextmanager
 def time_limit(conn: sqlite3.Connection, seconds: float) -> Iterator[None]:
-    """Statements on ``conn`` are interrupted once ``seconds`` have passed (SQLite's progress
-    handler, asked every thousand virtual-machine steps, stops them; time spent in Python
-    between statements counts too), and wait on another connection's lock no longer than
-    that: sql_errors turns both into ReadTimeUp. A transaction begun inside and left open is
-    rolled back, so a stopped read leaves the connection as it found it."""
+    """Reads on ``conn`` from this thread end in ReadTimeUp (through sql_errors) once
+    ``seconds`` have passed: SQLite's progress handler, asked every thousand virtual-machine
+    steps, interrupts a statement; a lock held elsewhere is waited on no longer than the
+    limit; and check_time_limit, called where Python does much with what was read, stops
+    that too. A transaction begun inside and left open is rolled back, so a stopped read
+    leaves the connection as it found it. Limits do not nest."""
+    if _limit.deadline is not None:
+        raise RuntimeError("a time limit is already running on this thread")
     deadline, outer = _clock() + seconds, conn.in_transaction
-    conn.set_progress_handler(lambda: _clock() > deadline, 1000)
-    conn.execute(f"PRAGMA busy_timeout = {max(1, round(seconds * 1000))}")
-    _limited.on = True
+    _limit.deadline = deadline
     try:
+        conn.set_progress_handler(lambda: _clock() > deadline, 1000)
+        with sql_errors("setting a time limit"):
+            conn.execute(f"PRAGMA busy_timeout = {max(1, round(seconds * 1000))}")
         yield
     finally:
-        _limited.on = False
+        _limit.deadline = None
         conn.set_progress_handler(None, 0)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if conn.in_transaction and not outer:
-            conn.rollback()
+        with sql_errors("ending a time limit"):
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if conn.in_transaction and not outer:
+                conn.rollback()
+
+
+def check_time_limit() -> None:
+    """ReadTimeUp if this thread runs under a time limit that has passed."""
+    if _limit.deadline is not None and _clock() > _limit.deadline:
+        raise ReadTimeUp("stopped at its time limit")
 
 
 def utc_now(at: float | None = None) -> str:
