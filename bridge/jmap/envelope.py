@@ -4,10 +4,13 @@ media type, I-JSON, and the request-level limits, each as the RequestError to an
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
 from bridge.jmap.errors import RequestError
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # \uD800-\uDFFF, either case
 
 
 def check_media_type(content_type: str) -> None:
@@ -26,7 +29,8 @@ def decode(body: bytes) -> Any:
     try:
         value = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_members,
                            parse_constant=_no_constant)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates fail here
+        if _SURROGATE_ESCAPE.search(body):  # UTF-8 cannot carry one: only an escape can
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone one fails here
     except (UnicodeError, ValueError) as exc:
         raise RequestError("notJSON", f"the body is not valid I-JSON: {exc}") from None
     except RecursionError:
