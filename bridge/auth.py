@@ -99,7 +99,9 @@ class Authenticator:
         self._per_pair = Throttle(window, limit)
         self._per_account = Throttle(window, 4 * limit)
         self._per_address = Throttle(window, 10 * limit)
-        self._tokens = load_tokens(settings.server.token_file) if settings.server.token_file else {}
+        tokens = load_tokens(settings.server.token_file) if settings.server.token_file else {}
+        # by the SHA-256 of the secret: a lookup's timing can tell only about the hash
+        self._tokens = {token.digest: token for token in tokens.values()}
 
     @staticmethod
     def may_block(authorization: str | None) -> bool:
@@ -127,14 +129,14 @@ class Authenticator:
 
     def _token(self, presented: str, remote: str, scope: str) -> Caller:
         digest = hashlib.sha256(presented.encode()).digest()
-        for token in self._tokens.values():
-            if hmac.compare_digest(token.digest, digest):
-                if scope not in token.scopes:
-                    raise AuthFailure(403, f"token {token.name!r} has no {scope} scope")
-                if scope == "jmap" and not self._settings.server.jmap_enabled:
-                    raise AuthFailure(403, "JMAP is disabled on this server")
-                return Caller(username=token.name, is_service=True, remote=remote)
-        raise AuthFailure(401, "unknown bearer token")
+        token = self._tokens.get(digest)
+        if token is None:
+            raise AuthFailure(401, "unknown bearer token")
+        if scope not in token.scopes:
+            raise AuthFailure(403, f"token {token.name!r} has no {scope} scope")
+        if scope == "jmap" and not self._settings.server.jmap_enabled:
+            raise AuthFailure(403, "JMAP is disabled on this server")
+        return Caller(username=token.name, is_service=True, remote=remote)
 
     # -- HTTP Basic -----------------------------------------------------------------------
 
@@ -325,6 +327,10 @@ def load_tokens(path: str) -> dict[str, Token]:
         scopes = item.get("scopes", ["jmap"])
         if not isinstance(scopes, list) or not all(s in ("jmap", "notify") for s in scopes):
             raise ConfigError(f"{where} ({item['name']}): scopes are a list of jmap, notify")
+        twin = next((t.name for t in tokens.values() if t.digest == digest), None)
+        if twin is not None:
+            raise ConfigError(f"{where} ({item['name']}): the same secret as {twin!r}; a token "
+                              "must name one client")
         tokens[item["name"]] = Token(item["name"], digest, frozenset(scopes))
     return tokens
 

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from bridge import config
-from bridge.errors import ReadTimeUp
+from bridge.errors import ReadTimeUp, StoreError
 from bridge.jmap.methods import engine
 from bridge.jmap.query_cache import Answer, QueryCache
 from bridge.jmap.service import Service
@@ -168,6 +168,9 @@ def test_a_read_past_its_time_limit_stops_and_leaves_the_connection_clean(tmp_pa
         snapshot.apply(lambda plan: None, {"started": 0, "mode": "full", "seen": 300, "skipped": 0,
                                            "warnings": 0})
     by_email = (SortKey("email", True, "i;unicode-casemap"),)
+    with pytest.raises(RuntimeError):  # a store not prepared for limits would not keep them
+        store.time_limit(60)
+    store.allow_time_limits(0.002)
     with store.time_limit(60), store.reading():  # time to spare: an ordinary answer
         assert len(store.query(None, by_email, True)) == 300
 
@@ -187,6 +190,7 @@ def test_a_read_past_its_time_limit_stops_and_leaves_the_connection_clean(tmp_pa
 
 def test_python_work_checks_the_time_limit_and_limits_do_not_nest(monkeypatch):
     conn = sqlite3.connect(":memory:", isolation_level=None)
+    db.allow_time_limits(conn, 0.002)
     db.check_time_limit()  # no limit: nothing to check
     stop_the_clock_after_one_reading(monkeypatch)
     with pytest.raises(ReadTimeUp), db.time_limit(conn, 0.001):
@@ -204,6 +208,7 @@ SLOW = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 100
 
 def test_a_stopped_read_leaves_no_transaction_open_but_an_outer_one_is_kept(monkeypatch):
     conn = sqlite3.connect(":memory:", isolation_level=None)
+    db.allow_time_limits(conn, 0.002)
     stop_the_clock_after_one_reading(monkeypatch)
     with pytest.raises(sqlite3.OperationalError, match="interrupted"), db.time_limit(conn, 0.001):
         conn.execute("BEGIN")
@@ -224,14 +229,18 @@ def test_a_read_kept_waiting_on_a_lock_stops_at_the_time_limit(tmp_path):
     holder.execute("CREATE TABLE t (i)")
     holder.execute("BEGIN EXCLUSIVE")  # a rollback journal: readers must wait for it
     conn = sqlite3.connect(path, isolation_level=None)
+    db.allow_time_limits(conn, 0.05)
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (50,)
 
     with pytest.raises(ReadTimeUp), db.time_limit(conn, 0.05), db.sql_errors("reading"):
-        assert conn.execute("PRAGMA busy_timeout").fetchone() == (50,)
         conn.execute("SELECT count(*) FROM t").fetchall()
-    assert conn.execute("PRAGMA busy_timeout").fetchone() == (db.BUSY_TIMEOUT_MS,)
+    # without a limit, a wait is a store error
+    with pytest.raises(StoreError) as outside, db.sql_errors("reading"):
+        conn.execute("SELECT count(*) FROM t").fetchall()
+    assert not isinstance(outside.value, ReadTimeUp)
 
     holder.execute("ROLLBACK")
-    with db.sql_errors("reading"):  # no limit now, and nothing in the way
+    with db.sql_errors("reading"):  # nothing in the way now
         assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
     holder.close()
     conn.close()

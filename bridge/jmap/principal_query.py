@@ -36,7 +36,7 @@ def principal_query(raw: Any, context: Context) -> dict:
     raw_filter, raw_sort = args.object("filter"), args.list("sort")
     condition, keys = parse_filter(raw_filter, context), parse_sort(raw_sort)
     wanted = paging.window_arguments(args)
-    if wanted.anchor is None:
+    if wanted.anchor is None and wanted.anchor_offset:
         wanted = dataclasses.replace(wanted, anchor_offset=0)  # ignored without an anchor
     # the state names the settings that shape answers; the filter names the caller where
     # an answer depends on them (accountIds)

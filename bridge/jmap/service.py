@@ -44,7 +44,9 @@ class Service:
     def open_loop_store(self) -> None:
         """Open ``loop_store`` (from a worker thread: opening may wait on a lock)."""
         if self.loop_store is None:
-            self.loop_store = Store.open(self.settings.store.path)
+            store = Store.open(self.settings.store.path)
+            store.allow_time_limits(self.settings.jmap.inline_read_ms / 1000)
+            self.loop_store = store
 
     def handle(self, request: Any, caller: Caller, store: Store | None = None) -> dict:
         context = self._context(caller, store or self.store())

@@ -21,6 +21,7 @@ from bridge.store import changes as log
 from bridge.store import reconstruct, view
 from bridge.store.changes import ChangeRow, format_state, parse_state
 from bridge.store.db import (
+    allow_time_limits,
     check_time_limit,
     connect,
     sql_errors,
@@ -69,6 +70,7 @@ class Store(NotificationStore):
         self.readonly = readonly
         missing = path != ":memory:" and not os.path.exists(path)
         self.ephemeral = readonly and missing  # an empty stand-in; nothing on disk
+        self._limitable = False  # see allow_time_limits
         self._db = connect(":memory:" if readonly and missing else path, readonly and not missing)
         with sql_errors(f"preparing {path}"):
             self._db.execute("PRAGMA temp_store = FILE")
@@ -249,9 +251,17 @@ class Store(NotificationStore):
             with sql_errors("ending a read"):
                 self._db.conn.execute("COMMIT")
 
+    def allow_time_limits(self, longest: float) -> None:
+        """Make this store's reads obey time_limit (see db.allow_time_limits); for a store
+        used only under limits of at most ``longest`` seconds, like the event loop's."""
+        allow_time_limits(self._db.conn, longest)
+        self._limitable = True
+
     def time_limit(self, seconds: float) -> contextlib.AbstractContextManager[None]:
         """Reads inside raise ReadTimeUp once ``seconds`` have passed (for reads run on the
         event loop, which must not hold it long)."""
+        if not self._limitable:
+            raise RuntimeError("allow_time_limits first")
         return time_limit(self._db.conn, seconds)
 
     check_time_limit = staticmethod(check_time_limit)  # for work done outside SQLite

@@ -41,29 +41,38 @@ _limit = _Limit()
 _clock = time.monotonic  # what time limits are measured by (a test may stop it)
 
 
+def allow_time_limits(conn: sqlite3.Connection, longest: float) -> None:
+    """Make ``conn`` obey time_limit: SQLite's progress handler, asked every thousand
+    virtual-machine steps, interrupts a statement once the time limit of the thread running
+    it has passed; and a lock held elsewhere is waited on at most ``longest`` seconds (the
+    limit a caller will use). For a connection used only under time limits."""
+    conn.set_progress_handler(_past_deadline, 1000)
+    with sql_errors("allowing time limits"):
+        conn.execute(f"PRAGMA busy_timeout = {max(1, round(longest * 1000))}")
+
+
+def _past_deadline() -> bool:
+    deadline = _limit.deadline
+    return deadline is not None and _clock() > deadline
+
+
 @contextmanager
 def time_limit(conn: sqlite3.Connection, seconds: float) -> Iterator[None]:
-    """Reads on ``conn`` from this thread end in ReadTimeUp (through sql_errors) once
-    ``seconds`` have passed: SQLite's progress handler, asked every thousand virtual-machine
-    steps, interrupts a statement; a lock held elsewhere is waited on no longer than the
-    limit; and check_time_limit, called where Python does much with what was read, stops
-    that too. A transaction begun inside and left open is rolled back, so a stopped read
-    leaves the connection as it found it. Limits do not nest."""
+    """Reads on ``conn`` (prepared by allow_time_limits) from this thread end in ReadTimeUp,
+    through sql_errors, once ``seconds`` have passed: a statement is interrupted, a lock is
+    not waited on, and check_time_limit, called where Python does much with what was read,
+    stops that too. A transaction begun inside and left open is rolled back, so a stopped
+    read leaves the connection as it found it. Limits do not nest."""
     if _limit.deadline is not None:
         raise RuntimeError("a time limit is already running on this thread")
-    deadline, outer = _clock() + seconds, conn.in_transaction
-    _limit.deadline = deadline
+    outer = conn.in_transaction
+    _limit.deadline = _clock() + seconds
     try:
-        conn.set_progress_handler(lambda: _clock() > deadline, 1000)
-        with sql_errors("setting a time limit"):
-            conn.execute(f"PRAGMA busy_timeout = {max(1, round(seconds * 1000))}")
         yield
     finally:
         _limit.deadline = None
-        conn.set_progress_handler(None, 0)
-        with sql_errors("ending a time limit"):
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if conn.in_transaction and not outer:
+        if conn.in_transaction and not outer:
+            with sql_errors("ending a time limit"):
                 conn.rollback()
 
 
