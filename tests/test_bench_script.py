@@ -23,6 +23,7 @@ ROWS = [
     "peak RSS, full sync, 300 people",
     "bare Starlette JSON endpoint",
     "Principal/query, text filter",
+    "Principal/query, query cache off",
     "Principal/changes, 10 changes",
     "/changes latency, 1,000 principals",
     "/changes latency, 315 principals",
