@@ -219,8 +219,10 @@ def _plan(db: sqlite_utils.Database, samples: int, complete: bool) -> Plan:
         arrived = dict(db.execute("""SELECT s.source, count(*) FROM temp.stage s
             LEFT JOIN principals p ON p.id = s.id WHERE p.id IS NULL OR p.source != s.source
             GROUP BY s.source""").fetchall())
+        # CROSS JOIN: read the few staged rows, never every principal of a source
         left = dict(db.execute("""SELECT p.source, count(*) FROM temp.stage s
-            JOIN principals p ON p.id = s.id WHERE p.source != s.source GROUP BY p.source""").fetchall())
+            CROSS JOIN principals p ON p.id = s.id WHERE p.source != s.source
+            GROUP BY p.source""").fetchall())
         for source in {*arrived, *left}:
             plan.sources.setdefault(source, SourceDiff())
         for source, diff in plan.sources.items():

@@ -103,6 +103,9 @@ def refresh(db: Any, where: str = "", params: list | tuple = (), drop_gone: bool
     principals table; empty: all), and (``drop_gone``) drop rows of principals that are
     gone."""
     assignments = ", ".join(f"{c} = excluded.{c}" for c in _VIEW_COLUMNS[1:])
+    # a row that comes out the same is left alone: its full-text entry is not rewritten
+    # (most principals a run touches changed only their memberships, which are not here)
+    changed = " OR ".join(f"principal_view.{c} IS NOT excluded.{c}" for c in _VIEW_COLUMNS[1:])
     db.execute(f"""INSERT INTO principal_view ({', '.join(_VIEW_COLUMNS)})
         SELECT e.id, e.type, e.name, e.description, e.email, e.time_zone, e.login, e.disabled,
                casemap_key(e.name), casemap_key(e.email),
@@ -112,7 +115,7 @@ def refresh(db: Any, where: str = "", params: list | tuple = (), drop_gone: bool
                casefold(e.login)
         FROM ({_EFFECTIVE} {'WHERE ' + where if where else ''}) e
         WHERE true
-        ON CONFLICT (id) DO UPDATE SET {assignments}""", list(params))
+        ON CONFLICT (id) DO UPDATE SET {assignments} WHERE {changed}""", list(params))
     if drop_gone:
         db.execute("DELETE FROM principal_view WHERE id NOT IN (SELECT id FROM principals)")
 
