@@ -80,9 +80,11 @@ class Bridge:
             response = self.jmap.handle_quickly(data, caller)
             if response is None:
                 response = await run_in_threadpool(self.jmap.handle, data, caller)
+                # a /set may have changed something: tell the streams now (the quick reads
+                # answered above change nothing, and a check costs a thread hand-over)
+                self.watcher.poke()
         finally:
             self.concurrency.leave(key)
-        self.watcher.poke()  # a /set may have changed something: tell the streams now
         return JSONResponse(response)
 
     async def _open_loop_store(self) -> None:

@@ -298,3 +298,17 @@ def test_a_quick_read_out_of_time_is_answered_again_in_a_worker_thread(tmp_path,
     assert threads == ["loop", "loop", "worker", "loop"]
     assert not caplog.records  # no serverFail logged: the stopped attempt is not an error
     api.store.close()
+
+
+def test_only_requests_that_may_write_poke_the_push_watcher(tmp_path, monkeypatch):
+    """A poke makes the watcher read the store in a worker thread: quick reads skip it."""
+    api = StoreApi(tmp_path)
+    api.apply(PEOPLE)
+    pokes = []
+    monkeypatch.setattr(api.client.app.state.bridge.watcher, "poke", lambda: pokes.append(1))
+    api.jmap.one("Principal/get", ids=ids_of(0))
+    api.jmap.one("Principal/query", filter={"text": "ann"})
+    assert pokes == []
+    api.jmap.call(("Principal/set", {"accountId": ACCOUNT, "update": {ids_of(0)[0]: {"name": "x"}}}))
+    assert pokes == [1]
+    api.store.close()
