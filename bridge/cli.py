@@ -148,6 +148,11 @@ def _print_plan(report: sync.SyncReport, show: int) -> None:
         counts = report.sources.get(name)
         print(f"{name:<16}{diff.previous:>9}{counts.read if counts else 0:>8}"
               f"{counts.skipped if counts else 0:>9}{diff.created:>9}{diff.updated:>9}{diff.destroyed:>11}")
+    for name, diff in sorted(plan.sources.items()):
+        if diff.emptied:  # fields the updates would empty (sync.max_empty_ratio)
+            emptied = ", ".join(f"{field} on {lost} of {had}"
+                                for field, (lost, had) in sorted(diff.emptied.items()))
+            print(f"  emptied   {name}: {emptied}")
     for kind in ("created", "updated", "destroyed"):
         for sample in plan.samples.get(kind, [])[:show]:
             fields = f"  [{', '.join(sample.fields)}]" if sample.fields else ""

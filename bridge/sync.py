@@ -297,7 +297,8 @@ def _disabled_ids(directory: Directory, smap: SourceMap) -> frozenset[str]:
 
 
 def check_safety(plan: Plan, configured: list[str], sync_settings, force: bool) -> None:
-    """Refuse a run whose deletions look like a broken read rather than a real change."""
+    """Refuse a run whose deletions, or emptied fields, look like a broken read rather than a
+    real change."""
     if force:
         return
     for name, diff in sorted(plan.sources.items()):
@@ -307,6 +308,7 @@ def check_safety(plan: Plan, configured: list[str], sync_settings, force: bool) 
             raise SyncAborted(f"source '{name}' {why} but has {diff.previous} principals in the "
                               "store; nothing was written (use --force if this is intended)",
                               source=name)
+        _check_emptied(name, diff, sync_settings)
         if not diff.destroyed:
             continue
         limit = sync_settings.max_delete_count
@@ -320,6 +322,22 @@ def check_safety(plan: Plan, configured: list[str], sync_settings, force: bool) 
                               f"({share:.0%}) would be destroyed, more than max_delete_ratio "
                               f"{sync_settings.max_delete_ratio:.0%}; nothing was written "
                               "(use --force if this is intended)", source=name)
+
+
+_FIELD_NAMES = {"email": "an email", "description": "a description", "time_zone": "a time zone",
+                "members": "members"}
+
+
+def _check_emptied(name: str, diff, sync_settings) -> None:
+    """Refuse a run that empties one field on many principals at once (see store/losses.py)."""
+    for emptied, (lost, holders) in sorted(diff.emptied.items()):
+        share = lost / holders if holders else 1.0
+        if lost > sync_settings.max_empty_grace and share > sync_settings.max_empty_ratio:
+            raise SyncAborted(f"source '{name}': {lost} of {holders} principals with "
+                              f"{_FIELD_NAMES[emptied]} would lose it ({share:.0%}), more than "
+                              f"max_empty_ratio {sync_settings.max_empty_ratio:.0%}; may the service "
+                              "account still read that attribute? Nothing was written (use --force "
+                              "if this is intended)", source=name)
 
 
 def _tally(report: SyncReport) -> None:

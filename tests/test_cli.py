@@ -187,6 +187,17 @@ def test_the_safety_valve_exits_with_its_own_code(slapd, settings, capsys):
     assert bridge(settings, "sync", "--force") == EXIT_OK
 
 
+def test_the_plan_shows_fields_a_run_would_empty_and_the_refusal(slapd, settings, capsys):
+    bridge(settings, "sync")
+    slapd.hide_from_the_reader("mail")
+    capsys.readouterr()
+
+    assert bridge(settings, "sync", "--plan") == EXIT_OK
+    out = capsys.readouterr().out
+    assert re.search(r"emptied   people: email on (\d+) of \1\n", out), out
+    assert "a real run would be refused: source 'people':" in out
+
+
 def test_a_second_concurrent_run_is_refused_as_busy(settings, capsys):
     bridge(settings, "sync")
     with Store.open(settings.store.path) as store, store.run_lock():

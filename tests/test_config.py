@@ -43,7 +43,8 @@ def test_defaults_when_nothing_is_configured():
         "tls_insecure_skip_verify": False, "connect_timeout": 10.0, "response_timeout": 60.0,
         "page_size": 500, "time_limit": 0.0, "id_attribute": ""}
     assert dict(settings.sync) == {"max_delete_ratio": 0.2, "max_delete_ratio_grace": 0,
-                                   "max_delete_count": 0, "incremental": True, "full_every": 86400.0,
+                                   "max_delete_count": 0, "max_empty_ratio": 0.5, "max_empty_grace": 10,
+                                   "incremental": True, "full_every": 86400.0,
                                    "timestamp_overlap": 300.0, "nested_groups": "auto"}
     assert dict(settings.store) == {"path": "var/bridge.db", "history_retention": 30 * 86400.0}
 

@@ -304,6 +304,47 @@ def test_deletions_above_the_count_limit_abort(slapd, make_settings):
         sync.run(settings)
 
 
+def test_an_attribute_hidden_from_the_service_account_aborts_unless_forced(slapd, settings):
+    """An ACL change that hides mail returns every person whole but without an email: nothing
+    is destroyed, yet applying it would empty every address."""
+    sync.run(settings)
+    with store_of(settings) as store:
+        modseq = store.modseq()
+        had = sum(1 for p in store.principals() if p.email and p.source == "people")
+    slapd.hide_from_the_reader("mail")
+
+    with pytest.raises(SyncAborted, match=rf"'people': {had} of {had} principals with an email would "
+                                          r"lose it \(100%\), more than max_empty_ratio 50%"):
+        sync.run(settings)
+    with store_of(settings) as store:
+        assert store.modseq() == modseq
+        assert store.runs()[0].outcome == "aborted"
+
+    assert sync.run(settings, force=True).updated == had
+    with store_of(settings) as store:
+        assert not any(p.email for p in store.principals() if p.source == "people")
+
+
+def test_group_members_hidden_from_the_service_account_abort(slapd, make_settings):
+    settings = make_settings(slapd, sync={"max_empty_grace": 0})
+    sync.run(settings)
+    slapd.hide_from_the_reader("member")  # staff, outer and inner; not uniqueMember or memberUid
+
+    with pytest.raises(SyncAborted, match=r"'groups': 3 of 5 principals with members would lose it \(60%\)"):
+        sync.run(settings)
+
+
+def test_a_few_emptied_fields_pass_the_grace(slapd, settings):
+    sync.run(settings)
+    admin = slapd.admin()
+    admin.modify(ldif.person_dn("alice"), {"description": [(ldap3.MODIFY_DELETE, [])],
+                                           "l": [(ldap3.MODIFY_DELETE, [])]})
+    for n in range(1, 4):  # 3 of 20 generated people lose their address: within the grace of 10
+        admin.modify(ldif.person_dn(f"user{n:03d}"), {"mail": [(ldap3.MODIFY_DELETE, [])]})
+
+    assert sync.run(settings).updated == 4
+
+
 def test_a_small_deletion_passes_the_ratio_grace(slapd, make_settings):
     settings = make_settings(slapd, sync={"max_delete_ratio_grace": 1})
     sync.run(settings)

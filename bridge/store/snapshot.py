@@ -20,6 +20,7 @@ from bridge.model import RECORD_FIELDS, MappedEntry
 from bridge.store import changes as log
 from bridge.store import view
 from bridge.store.db import sql_errors, utc_now, write_transaction
+from bridge.store.losses import losses
 from bridge.store.records import COLUMNS, field_changes
 from bridge.store.staging import BATCH, Resolution, Staging
 
@@ -51,6 +52,7 @@ class SourceDiff:
     created: int = 0
     updated: int = 0
     destroyed: int = 0
+    emptied: dict[str, tuple[int, int]] = field(default_factory=dict)  # see losses.py
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,8 @@ def _plan(db: sqlite_utils.Database, samples: int, complete: bool) -> Plan:
             plan.sources.setdefault(source, SourceDiff())
         for source, diff in plan.sources.items():
             diff.staged = diff.previous + arrived.get(source, 0) - left.get(source, 0) - diff.destroyed
+    for source, emptied in losses(db, _UPDATED).items():
+        plan.sources.setdefault(source, SourceDiff()).emptied = emptied
     plan.samples = {
         "created": [Sample("created", *row) for row in db.execute(
             f"SELECT s.id, s.dn, s.source {_CREATED} ORDER BY s.id LIMIT ?", [samples])],

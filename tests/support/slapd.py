@@ -66,6 +66,7 @@ class Slapd:
         self.tls = tls
         self.modules = (*modules, "syncprov") if syncprov is not None else modules
         self.syncprov = syncprov
+        self.hidden: tuple[str, ...] = ()  # attributes the service account may not read
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.process: subprocess.Popen | None = None
@@ -109,8 +110,22 @@ maxsize 1073741824
 {self._syncprov_text()}
 overlay ppolicy
 access to attrs=userPassword by self write by anonymous auth by * none
+{self._hidden_text()}
 access to * by dn.exact="{READER_DN}" read by * read
 """
+
+    def _hidden_text(self) -> str:
+        if not self.hidden:
+            return ""
+        return f'access to attrs={",".join(self.hidden)} by dn.exact="{READER_DN}" none by * read'
+
+    def hide_from_the_reader(self, *attributes: str) -> None:
+        """Restart with an ACL that hides these attributes from the bridge's service account,
+        as a directory administrator's change of rights would."""
+        self.stop()
+        self.hidden = attributes
+        self.config.write_text(self._config_text())
+        self.start()
 
     def _syncprov_text(self) -> str:
         if self.syncprov is None:
