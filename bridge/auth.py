@@ -327,6 +327,8 @@ def load_tokens(path: str) -> dict[str, Token]:
         scopes = item.get("scopes", ["jmap"])
         if not isinstance(scopes, list) or not all(s in ("jmap", "notify") for s in scopes):
             raise ConfigError(f"{where} ({item['name']}): scopes are a list of jmap, notify")
+        if item["name"] in tokens:
+            raise ConfigError(f"{where}: the name {item['name']!r} is given twice")
         twin = next((t.name for t in tokens.values() if t.digest == digest), None)
         if twin is not None:
             raise ConfigError(f"{where} ({item['name']}): the same secret as {twin!r}; a token "

@@ -100,9 +100,9 @@ SYNC = Section("sync", "How each run reads (incremental or full) and the safety 
            "principals of one source; 0 means no count limit."),
     Option("max_empty_ratio", 0.5, c.ratio,
            "Abort (unless --force) when a run would empty a field (email, description, time "
-           "zone, a group's members) on more than this share of a source's principals that "
-           "have it, and on more than max_empty_grace of them: what a read looks like when the "
-           "service account may no longer see an attribute. 1 never aborts."),
+           "zone, a group's members) on more than this share of the principals of a source it "
+           "read that have it, and on more than max_empty_grace of them: what a read looks like "
+           "when the service account may no longer see an attribute. 1 never aborts."),
     Option("max_empty_grace", 10, c.integer(0),
            "A run may always empty a field on this many principals of a source."),
     Option("incremental", True, c.boolean,

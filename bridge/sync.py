@@ -333,7 +333,7 @@ def _check_emptied(name: str, diff, sync_settings) -> None:
     for emptied, (lost, holders) in sorted(diff.emptied.items()):
         share = lost / holders if holders else 1.0
         if lost > sync_settings.max_empty_grace and share > sync_settings.max_empty_ratio:
-            raise SyncAborted(f"source '{name}': {lost} of {holders} principals with "
+            raise SyncAborted(f"source '{name}': {lost} of the {holders} principals read with "
                               f"{_FIELD_NAMES[emptied]} would lose it ({share:.0%}), more than "
                               f"max_empty_ratio {sync_settings.max_empty_ratio:.0%}; may the service "
                               "account still read that attribute? Nothing was written (use --force "

@@ -95,6 +95,8 @@ class Bridge:
         self.opening = True
         try:
             await run_in_threadpool(self.jmap.open_loop_store)
+        except StoreError as exc:  # the worker thread will say what is wrong, if it still is
+            log.warning("cannot open the event loop's store (quick reads wait): %s", exc)
         finally:
             self.opening = False
 

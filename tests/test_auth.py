@@ -216,6 +216,8 @@ scopes = ["notify"]
     ("[[token]]\nname = 'a'\ntoken = 'long-enough-token-123'\n"
      "[[token]]\nname = 'b'\nsha256 = 'ecaeff7045c05e21401334146bf9c520"
      "a7c1725fd456acac1225d5de3c549035'\n", "the same secret as 'a'"),
+    ("[[token]]\nname = 'a'\ntoken = 'long-enough-token-123'\n"
+     "[[token]]\nname = 'a'\ntoken = 'another-long-token-456'\n", "the name 'a' is given twice"),
 ])
 def test_a_bad_token_file_is_a_config_error(tmp_path, body, fragment):
     path = tmp_path / "tokens.toml"

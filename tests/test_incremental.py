@@ -279,6 +279,26 @@ def test_a_server_restored_to_an_older_state_means_a_full_read(tmp_path, make_se
         server.cleanup()
 
 
+def test_an_incremental_run_that_empties_a_field_on_what_it_read_is_refused(server, make_settings):
+    """An ACL change that hides mail moves no entry; each entry changed afterwards for any
+    reason comes back without its address. The valve judges what the run read."""
+    settings = make_settings(server)
+    sync.run(settings)
+    server.hide_from_the_reader("mail")
+    admin = server.admin()
+    for n in range(1, 12):  # 11 of the 20 generated people (more than the grace of 10)
+        phone = {"telephoneNumber": [(ldap3.MODIFY_REPLACE, ["+1 555"])]}
+        admin.modify(ldif.person_dn(f"user{n:03d}"), phone)
+
+    with pytest.raises(SyncAborted, match=r"'people': (\d+) of the \1 principals read with an email "
+                                          r"would lose it \(100%\)"):
+        sync.run(settings)
+    with Store.open(settings.store.path) as store:
+        assert sum(1 for p in store.principals() if p.email) >= 20  # nothing was emptied
+
+    assert sync.run(settings, force=True).mode == "incremental"
+
+
 def test_full_forces_a_complete_read_and_full_every_schedules_one(server, make_settings):
     settings = make_settings(server)
     sync.run(settings)

@@ -312,3 +312,20 @@ def test_only_requests_that_may_write_poke_the_push_watcher(tmp_path, monkeypatc
     api.jmap.call(("Principal/set", {"accountId": ACCOUNT, "update": {ids_of(0)[0]: {"name": "x"}}}))
     assert pokes == [1]
     api.store.close()
+
+
+def test_when_the_loops_store_cannot_be_opened_requests_go_to_worker_threads(tmp_path, monkeypatch,
+                                                                             threads, caplog):
+    api = StoreApi(tmp_path)
+    api.apply(PEOPLE)
+
+    def refuse(self):
+        raise StoreError("store: opening: database is locked")
+
+    monkeypatch.setattr(Service, "open_loop_store", refuse)
+    with caplog.at_level(logging.WARNING):
+        found = api.jmap.one("Principal/query", filter={"text": "ann"})
+
+    assert found["ids"] and threads == ["worker"]
+    assert "cannot open the event loop's store" in caplog.text
+    api.store.close()

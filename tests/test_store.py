@@ -437,3 +437,17 @@ def test_a_narrow_delta_offers_stored_memberships_to_probe_in_chain_and_keeps_th
                                                "seen": 0, "skipped": 0, "warnings": 0})
         assert store.groups_of(IDS[1]) == {IDS[2]}
         assert store.principal(IDS[0]) is None
+
+
+def test_emptied_fields_are_counted_among_what_was_read_by_the_source_it_goes_to(store):
+    """An entry that moves to a source whose mapping has no mail counts where it goes, with
+    what it had: the valve sees 15 of the 15 read there lose it, not 15 of 0."""
+    apply(store, [person(f"p{n:03d}", email=f"p{n}@example.org") for n in range(100)])
+    plans = []
+    moved = [replace(person(f"p{n:03d}"), principal=replace(person(f"p{n:03d}").principal, source="staff"))
+             for n in range(15)]
+    apply(store, moved + [person(f"p{n:03d}", email=f"p{n}@example.org") for n in range(15, 100)],
+          plans.append)
+
+    assert plans[0].sources["staff"].emptied == {"email": (15, 15)}
+    assert plans[0].sources["people"].emptied == {}

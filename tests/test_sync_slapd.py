@@ -313,8 +313,8 @@ def test_an_attribute_hidden_from_the_service_account_aborts_unless_forced(slapd
         had = sum(1 for p in store.principals() if p.email and p.source == "people")
     slapd.hide_from_the_reader("mail")
 
-    with pytest.raises(SyncAborted, match=rf"'people': {had} of {had} principals with an email would "
-                                          r"lose it \(100%\), more than max_empty_ratio 50%"):
+    with pytest.raises(SyncAborted, match=rf"'people': {had} of the {had} principals read with an email "
+                                          r"would lose it \(100%\), more than max_empty_ratio 50%"):
         sync.run(settings)
     with store_of(settings) as store:
         assert store.modseq() == modseq
@@ -330,7 +330,8 @@ def test_group_members_hidden_from_the_service_account_abort(slapd, make_setting
     sync.run(settings)
     slapd.hide_from_the_reader("member")  # staff, outer and inner; not uniqueMember or memberUid
 
-    with pytest.raises(SyncAborted, match=r"'groups': 3 of 5 principals with members would lose it \(60%\)"):
+    with pytest.raises(SyncAborted, match=r"'groups': 3 of the 5 principals read with members would lose it "
+                                          r"\(60%\)"):
         sync.run(settings)
 
 

@@ -45,7 +45,11 @@ class Service:
         """Open ``loop_store`` (from a worker thread: opening may wait on a lock)."""
         if self.loop_store is None:
             store = Store.open(self.settings.store.path)
-            store.allow_time_limits(self.settings.jmap.inline_read_ms / 1000)
+            try:
+                store.allow_time_limits(self.settings.jmap.inline_read_ms / 1000)
+            except BaseException:
+                store.close()
+                raise
             self.loop_store = store
 
     def handle(self, request: Any, caller: Caller, store: Store | None = None) -> dict:

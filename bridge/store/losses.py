@@ -1,33 +1,41 @@
-"""What a run's updates would empty: per source and field, how many principals that had a
-value would lose it, and how many had one. Many at once is what a read looks like when the
-service account may no longer see an attribute (an ACL change hides ``mail`` or
+"""What a run's updates would empty: per source and field, how many of the principals the
+run read again had a value and would lose it. Many at once is what a read looks like when
+the service account may no longer see an attribute (an ACL change hides ``mail`` or
 ``member``): the entries come back complete in every other way, so nothing is destroyed,
-but each is emptied. The safety valve (bridge/sync.py) decides what is too many."""
+but each is emptied. Counting only what the run read makes an incremental run, which reads
+a few entries, as suspicious of its own reads as a full one. The safety valve
+(bridge/sync.py) decides what is too many."""
 
 from __future__ import annotations
 
 from typing import Any
 
-#: the fields a hidden attribute empties, with what "has a value" means for a table alias
-HAS_VALUE = {
-    "email": "coalesce({t}.email, '') != ''",
-    "description": "coalesce({t}.description, '') != ''",
-    "time_zone": "coalesce({t}.time_zone, '') != ''",
-    "members": "{t}.type = 'group' AND coalesce({t}.members, '[]') != '[]'",
+#: per field: whether the stored row ``p`` has a value, and whether the staged row ``s``
+#: takes it away (a group that stops being a group takes its members along, rightly)
+FIELDS = {
+    "email": ("coalesce(p.email, '') != ''", "coalesce(s.email, '') = ''"),
+    "description": ("coalesce(p.description, '') != ''", "coalesce(s.description, '') = ''"),
+    "time_zone": ("coalesce(p.time_zone, '') != ''", "coalesce(s.time_zone, '') = ''"),
+    "members": ("p.type = 'group' AND coalesce(p.members, '[]') != '[]'",
+                "s.type = 'group' AND coalesce(s.members, '[]') = '[]'"),
 }
+#: the staged rows this run read (not stored neighbours carried in to resolve a delta),
+#: each with its stored row; by the staged source, so an entry that moves counts where it goes
+_READ = "FROM temp.stage s CROSS JOIN principals p ON p.id = s.id WHERE s.origin IS NULL"
 
 
 def losses(db: Any, updated_sql: str) -> dict[str, dict[str, tuple[int, int]]]:
-    """source → field → (principals that would lose it, principals of the source that have
-    it), for the fields some principal would lose. ``updated_sql`` is the FROM/WHERE of the
+    """source → field → (principals read that would lose it, principals read that have it),
+    for the fields some principal would lose. ``updated_sql`` is the FROM/WHERE of the
     updated pairs: ``s`` the staged row, ``p`` the stored one."""
-    sums = ", ".join(f"sum(({has.format(t='p')}) AND NOT ({has.format(t='s')}))"
-                     for has in HAS_VALUE.values())
+    sums = ", ".join(f"sum(({had}) AND ({gone}))" for had, gone in FIELDS.values())
+    lost = {source: dict(zip(FIELDS, numbers, strict=True)) for source, *numbers in db.execute(
+        f"SELECT s.source, {sums} {updated_sql} AND s.origin IS NULL GROUP BY s.source")}
     found: dict[str, dict[str, tuple[int, int]]] = {}
-    for source, *lost in db.execute(f"SELECT s.source, {sums} {updated_sql} GROUP BY s.source"):
-        for field, number in zip(HAS_VALUE, lost, strict=True):
-            if number:  # only then is the source's whole count worth reading
-                holders = db.execute(f"SELECT count(*) FROM principals p WHERE p.source = ? "
-                                     f"AND {HAS_VALUE[field].format(t='p')}", [source]).fetchone()[0]
+    for source, numbers in sorted(lost.items()):
+        for field, number in numbers.items():
+            if number:  # only then are the holders worth counting
+                holders = db.execute(f"SELECT count(*) {_READ} AND s.source = ? AND {FIELDS[field][0]}",
+                                     [source]).fetchone()[0]
                 found.setdefault(source, {})[field] = (number, holders)
     return found
