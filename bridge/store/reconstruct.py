@@ -12,10 +12,10 @@ Also the windows of /changes: where to cut the log so that at most N ids change.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from bridge.model import Principal, PrincipalType
+from bridge.model import Principal
 from bridge.store.records import COLUMNS, LIST_FIELDS, from_row
 from bridge.store.view import OVERRIDABLE, overrides_of
 
@@ -113,6 +113,4 @@ def _step_back(record: dict | None, edits: dict, kind: str,
 
 
 def _effective(pid: str, record: dict, edits: dict) -> Principal:
-    principal = from_row({**record, "id": pid, "type": PrincipalType(record["type"]),
-                          **{name: json.dumps(record[name]) for name in LIST_FIELDS}})
-    return replace(principal, **{f: v for f, v in edits.items() if f in OVERRIDABLE})
+    return from_row({**record, "id": pid, **{f: v for f, v in edits.items() if f in OVERRIDABLE}})

@@ -34,11 +34,13 @@ def to_row(principal: Principal) -> dict[str, Any]:
 
 
 def from_row(row: Mapping[str, Any]) -> Principal:
+    """A Principal from a stored row (lists as JSON text) or a decoded record (lists)."""
     values = {name: row[name] for name in COLUMNS}
     values["type"] = PrincipalType(values["type"])
     values["disabled"] = bool(values["disabled"])
     for name in LIST_FIELDS:
-        values[name] = tuple(json.loads(values[name]))
+        value = values[name]
+        values[name] = tuple(json.loads(value) if isinstance(value, str) else value)
     return Principal(**values)
 
 
