@@ -28,7 +28,7 @@ def sql_errors(doing: str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
-        if code == sqlite3.SQLITE_INTERRUPT or (code == sqlite3.SQLITE_BUSY and _limit.deadline):
+        if code == sqlite3.SQLITE_INTERRUPT or (code == sqlite3.SQLITE_BUSY and _limit.deadline is not None):
             raise ReadTimeUp(f"store: {doing}: stopped at its time limit") from exc
         raise StoreError(f"store: {doing}: {exc}") from exc
 
