@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.jmap.errors import invalid_arguments
+from bridge.jmap.errors import MethodError, invalid_arguments
 from bridge.query import valid_id as is_id
 
 MAX_INT = 2**53 - 1
@@ -90,3 +90,20 @@ class Args:
         if value is not None and not isinstance(value, list):
             raise invalid_arguments(f"{name} must be a list or null")
         return value
+
+
+class FilterSize:
+    """The size one filter may have, for every type's /query: at most MOST conditions
+    (operators count), nested at most DEEPEST deep; beyond, unsupportedFilter."""
+
+    MOST, DEEPEST = 64, 8
+
+    def __init__(self) -> None:
+        self._left = self.MOST
+
+    def count(self, depth: int) -> None:
+        """One more condition, at ``depth`` (the top is 1)."""
+        self._left -= 1
+        if self._left < 0 or depth > self.DEEPEST:
+            raise MethodError("unsupportedFilter", f"a filter may have at most {self.MOST} "
+                              f"conditions, nested at most {self.DEEPEST} deep")

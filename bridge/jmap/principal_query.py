@@ -19,7 +19,7 @@ from typing import Any
 
 from bridge import query
 from bridge.jmap import paging
-from bridge.jmap.args import Args
+from bridge.jmap.args import Args, FilterSize
 from bridge.jmap.core import PRINCIPALS, Context
 from bridge.jmap.errors import MethodError, invalid_arguments
 from bridge.jmap.query_cache import Answer
@@ -126,21 +126,14 @@ def principal_query_changes(raw: Any, context: Context) -> dict:
 # -- filters and sorts --------------------------------------------------------------------
 
 
-MAX_CONDITIONS, MAX_DEPTH = 64, 8
-
-
 def parse_filter(value: dict | None, context: Context) -> Filter | None:
     if value is None:
         return None
-    budget = [MAX_CONDITIONS]
-    return _parse(value, context, budget, depth=1)
+    return _parse(value, context, FilterSize(), depth=1)
 
 
-def _parse(value: dict, context: Context, budget: list[int], depth: int) -> Filter:
-    budget[0] -= 1
-    if budget[0] < 0 or depth > MAX_DEPTH:
-        raise MethodError("unsupportedFilter", f"a filter may have at most {MAX_CONDITIONS} "
-                          f"conditions, nested at most {MAX_DEPTH} deep")
+def _parse(value: dict, context: Context, size: FilterSize, depth: int) -> Filter:
+    size.count(depth)
     if "operator" in value:
         if set(value) != {"operator", "conditions"} or value["operator"] not in ("AND", "OR", "NOT") \
                 or not isinstance(value["conditions"], list):
@@ -149,7 +142,7 @@ def _parse(value: dict, context: Context, budget: list[int], depth: int) -> Filt
         for child in value["conditions"]:
             if not isinstance(child, dict):
                 raise invalid_arguments("each condition is an object")
-            children.append(_parse(child, context, budget, depth + 1))
+            children.append(_parse(child, context, size, depth + 1))
         return Operator(value["operator"], tuple(children))
     unknown = sorted(set(value) - FILTER_KEYS)
     if unknown:

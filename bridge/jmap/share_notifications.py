@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.jmap import paging
-from bridge.jmap.args import Args, is_id
+from bridge.jmap.args import Args, FilterSize, is_id
 from bridge.jmap.core import PRINCIPALS, Context
 from bridge.jmap.errors import MethodError, invalid_arguments, set_error
 from bridge.store import Notification
@@ -175,25 +175,19 @@ def _matches(condition: dict | None, notification: Notification) -> bool:
             == notification.object_account_id)
 
 
-MAX_CONDITIONS, MAX_DEPTH = 64, 8
-
-
-def _filter(value: dict | None, depth: int = 1, budget: list[int] | None = None) -> dict | None:
+def _filter(value: dict | None, depth: int = 1, size: FilterSize | None = None) -> dict | None:
     """Check a filter and turn its dates into datetimes."""
     if value is None:
         return None
-    budget = [MAX_CONDITIONS] if budget is None else budget
-    budget[0] -= 1
-    if budget[0] < 0 or depth > MAX_DEPTH:
-        raise MethodError("unsupportedFilter", f"a filter may have at most {MAX_CONDITIONS} "
-                          f"conditions, nested at most {MAX_DEPTH} deep")
+    size = FilterSize() if size is None else size
+    size.count(depth)
     if "operator" in value:
         if set(value) != {"operator", "conditions"} or value["operator"] not in ("AND", "OR", "NOT") \
                 or not isinstance(value["conditions"], list) \
                 or not all(isinstance(c, dict) for c in value["conditions"]):
             raise invalid_arguments("a FilterOperator is {operator: AND|OR|NOT, conditions: [...]}")
         return {"operator": value["operator"],
-                "conditions": [_filter(c, depth + 1, budget) for c in value["conditions"]]}
+                "conditions": [_filter(c, depth + 1, size) for c in value["conditions"]]}
     unknown = sorted(set(value) - FILTER_KEYS)
     if unknown:
         raise MethodError("unsupportedFilter", f"ShareNotification has no filter {unknown[0]!r}")
